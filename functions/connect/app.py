@@ -1,0 +1,49 @@
+"""$connect: check the token, register the connection and, with `?room=`, its first room.
+
+A non-2xx answer makes API Gateway refuse the WebSocket handshake.
+"""
+
+import functools
+import os
+import re
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+
+from realtime import auth, fanout
+from realtime.chat import Chat
+from realtime.models import NAME_PATTERN
+from realtime.store import Store
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+store = Store.from_env(boto3.resource("dynamodb"))
+
+
+@functools.cache
+def chat_for(endpoint: str) -> Chat:
+    return Chat(store, fanout.Fanout(fanout.management_client(endpoint), store))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: object) -> dict:
+    request = event["requestContext"]
+    logger.append_keys(connection_id=request["connectionId"])
+    params = event.get("queryStringParameters") or {}
+    try:
+        identity = auth.verify(os.environ["AUTH_SECRET"], params.get("token"))
+    except auth.AuthError as error:
+        logger.info("connection refused", reason=str(error))
+        return {"statusCode": 401, "body": "Unauthorized"}
+    room = params.get("room") or None
+    if room is not None and not re.match(NAME_PATTERN, room):
+        return {"statusCode": 400, "body": "Invalid room name"}
+    chat = chat_for(fanout.endpoint_of(request))
+    result = chat.connect(request["connectionId"], identity, room)
+    fanout.record(metrics, [result])
+    logger.info("connected", user=identity.user, role=identity.role, room=room)
+    return {"statusCode": 200}

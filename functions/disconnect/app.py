@@ -1,0 +1,34 @@
+"""$disconnect: forget the connection and its memberships, tell its rooms."""
+
+import functools
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+
+from realtime import fanout
+from realtime.chat import Chat
+from realtime.store import Store
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+store = Store.from_env(boto3.resource("dynamodb"))
+
+
+@functools.cache
+def chat_for(endpoint: str) -> Chat:
+    return Chat(store, fanout.Fanout(fanout.management_client(endpoint), store))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: object) -> dict:
+    request = event["requestContext"]
+    logger.append_keys(connection_id=request["connectionId"])
+    results = chat_for(fanout.endpoint_of(request)).disconnect(request["connectionId"])
+    fanout.record(metrics, results)
+    logger.info("disconnected", status_code=request.get("disconnectStatusCode"),
+                reason=request.get("disconnectReason"))
+    return {"statusCode": 200}

@@ -1,0 +1,47 @@
+"""$default: every client frame (join, leave, send, history, subscribe, unsubscribe, ping)."""
+
+import base64
+import functools
+import os
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+
+from realtime import fanout
+from realtime.chat import Chat
+from realtime.models import ErrorFrame
+from realtime.store import Store
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+store = Store.from_env(boto3.resource("dynamodb"))
+RETENTION_DAYS = int(os.environ.get("MESSAGE_RETENTION_DAYS", "30"))
+
+
+@functools.cache
+def chat_for(endpoint: str) -> Chat:
+    return Chat(store, fanout.Fanout(fanout.management_client(endpoint), store),
+                retention_days=RETENTION_DAYS)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: object) -> dict:
+    request = event["requestContext"]
+    connection_id = request["connectionId"]
+    logger.append_keys(connection_id=connection_id)
+    body = event.get("body")
+    if body and event.get("isBase64Encoded"):
+        body = base64.b64decode(body)
+    chat = chat_for(fanout.endpoint_of(request))
+    try:
+        results = chat.handle(connection_id, body)
+    except Exception:
+        logger.exception("frame failed")
+        chat.fanout.send(connection_id, ErrorFrame(code="internal", message="Internal error."))
+        return {"statusCode": 500}
+    fanout.record(metrics, results)
+    return {"statusCode": 200}

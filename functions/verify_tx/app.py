@@ -1,0 +1,136 @@
+"""The HTTP API: create and list transactions, verify one exactly once, read weekly income.
+
+Every route is admin-only (a Bearer token); errors are `{"code", "message"}` as in
+docs/protocol.md. After a verify, the dashboards get the new absolute totals.
+"""
+
+import functools
+import json
+import os
+import re
+from typing import Annotated, Literal
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.logging import correlation_paths
+
+from realtime import auth, clock, fanout, income, transactions
+from realtime.models import NewTransaction
+from realtime.store import AlreadyVerified, InvalidCursor, NotFound, Store
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+store = Store.from_env(boto3.resource("dynamodb"))
+app = APIGatewayHttpResolver(
+    enable_validation=True,
+    cors=CORSConfig(allow_origin="*", allow_headers=["Authorization", "Content-Type"]),
+)
+TRANSACTION_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
+
+
+@functools.cache
+def dashboard_fanout() -> fanout.Fanout:
+    # The template sets the stage's Management API endpoint; no event carries it here.
+    endpoint = os.environ["MANAGEMENT_API_ENDPOINT"]
+    return fanout.Fanout(fanout.management_client(endpoint), store)
+
+
+def problem(status: int, code: str, message: str) -> Response:
+    return Response(status_code=status, content_type="application/json",
+                    body=json.dumps({"code": code, "message": message}))
+
+
+def ok(status: int, body: dict) -> Response:
+    return Response(status_code=status, content_type="application/json", body=json.dumps(body))
+
+
+def require_admin(resolver: APIGatewayHttpResolver, next_middleware):
+    header = resolver.current_event.headers.get("authorization")
+    try:
+        identity = auth.verify(os.environ["AUTH_SECRET"], auth.bearer(header))
+    except auth.AuthError as error:
+        return problem(401, "unauthorized", str(error))
+    if not identity.is_admin:
+        return problem(403, "forbidden", "Admins only.")
+    resolver.append_context(identity=identity)
+    logger.append_keys(user=identity.user)
+    return next_middleware(resolver)
+
+
+app.use(middlewares=[require_admin])
+
+
+@app.exception_handler(RequestValidationError)
+def invalid_request(error: RequestValidationError) -> Response:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item.get("loc", ()) if p not in ("body", "query", "path"))
+        parts.append(f"{where or 'body'}: {item.get('msg')}")
+    return problem(400, "invalid_request", "; ".join(parts))
+
+
+@app.exception_handler(InvalidCursor)
+def invalid_cursor(error: InvalidCursor) -> Response:
+    return problem(400, "invalid_request", f"next: {error}")
+
+
+@app.exception_handler(transactions.InvalidTransaction)
+def invalid_transaction(error: transactions.InvalidTransaction) -> Response:
+    return problem(400, "invalid_request", str(error))
+
+
+@app.not_found
+def not_found(_error: Exception) -> Response:
+    return problem(404, "not_found", "No such route.")
+
+
+@app.post("/transactions")
+def create_transaction(body: NewTransaction) -> Response:
+    created = transactions.create(store, body, clock.now())
+    logger.info("transaction created", transaction_id=created.id, amount=created.amount)
+    return ok(201, {"transaction": created.to_wire()})
+
+
+@app.get("/transactions")
+def list_transactions(
+    status: Annotated[Literal["pending", "verified"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(alias="next", max_length=1024)] = None,
+) -> Response:
+    page, next_cursor = transactions.list_page(store, status, limit, cursor)
+    return ok(200, {"transactions": [t.to_wire() for t in page], "next": next_cursor})
+
+
+@app.post("/transactions/<transaction_id>/verify")
+def verify_transaction(transaction_id: str) -> Response:
+    if not TRANSACTION_ID.match(transaction_id):
+        return problem(404, "not_found", f"No transaction {transaction_id!r}.")
+    identity: auth.Identity = app.context["identity"]
+    try:
+        result = transactions.verify(store, transaction_id, identity.user, clock.now(),
+                                     dashboard_fanout())
+    except NotFound:
+        return problem(404, "not_found", f"No transaction {transaction_id!r}.")
+    except AlreadyVerified:
+        return problem(409, "already_verified", f"Transaction {transaction_id!r} is already verified.")
+    fanout.record(metrics, [result.push])
+    logger.info("transaction verified", transaction_id=transaction_id, week=result.week.week)
+    return ok(200, {"transaction": result.transaction.to_wire(), "week": result.week.to_wire()})
+
+
+@app.get("/income/weekly")
+def weekly_income(weeks: Annotated[int, Query(ge=1, le=104)] = income.SERIES_WEEKS) -> Response:
+    current = income.week_of(clock.now())
+    series = income.series(store, current, weeks)
+    return ok(200, {"currentWeek": current, "weeks": [w.to_wire() for w in series]})
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: object) -> dict:
+    return app.resolve(event, context)

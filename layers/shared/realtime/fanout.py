@@ -1,0 +1,153 @@
+"""Pushing frames to connections through the API Gateway Management API.
+
+`POST @connections/{id}` is one HTTP call per recipient, so a room's fan-out runs the posts
+concurrently on a bounded thread pool that shares ONE boto3 client (its connection pool is
+sized to the thread pool: botocore's `max_pool_connections`). Recipients come page by page
+from the membership Query; at most `2 × workers` posts are in flight, so memory stays flat
+for rooms of any size. The payload is encoded once.
+
+A `GoneException` (410) means the connection no longer exists
+(https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-how-to-call-websocket-api-connections.html):
+the connection and its memberships are deleted. Any other error is logged and the fan-out
+goes on.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from realtime.models import _Frame
+from realtime.store import Store
+
+logger = Logger(child=True)
+
+POOL_SIZE = 16
+SENT, GONE, FAILED = "sent", "gone", "failed"
+
+
+@functools.lru_cache(maxsize=8)
+def management_client(endpoint: str) -> Any:
+    """One client per Management API endpoint (`https://{domainName}/{stage}`), reused."""
+    return boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url=endpoint,
+        config=Config(max_pool_connections=POOL_SIZE, retries={"mode": "standard", "max_attempts": 2},
+                      connect_timeout=2, read_timeout=5),
+    )
+
+
+def endpoint_of(request_context: dict[str, Any]) -> str:
+    """The Management API endpoint of the API a WebSocket event came through."""
+    return f"https://{request_context['domainName']}/{request_context['stage']}"
+
+
+@dataclass
+class FanoutResult:
+    recipients: int = 0
+    sent: int = 0
+    gone: list[str] = field(default_factory=list)
+    failed: int = 0
+
+
+class Fanout:
+    def __init__(self, client: Any, store: Store, *, workers: int = POOL_SIZE) -> None:
+        self.client = client
+        self.store = store
+        self.workers = workers
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def post(self, connection_id: str, data: bytes) -> str:
+        try:
+            self.client.post_to_connection(ConnectionId=connection_id, Data=data)
+            return SENT
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            if code == "GoneException":
+                return GONE
+            logger.warning("post_to_connection failed", connection_id=connection_id, code=code)
+            return FAILED
+        except (BotoCoreError, Exception) as error:  # noqa: BLE001 - one bad post must not stop the rest
+            logger.warning("post_to_connection failed", connection_id=connection_id,
+                           error=repr(error))
+            return FAILED
+
+    def send(self, connection_id: str, frame: _Frame) -> FanoutResult:
+        """One frame to one connection (a reply), with the same Gone clean-up."""
+        return self.to_connections([connection_id], frame)
+
+    def to_target(self, target: str, frame: _Frame, *, exclude: Iterable[str] = ()
+                  ) -> FanoutResult:
+        """`frame` to every member of `target` (`room#…`/`channel#…`) except `exclude`."""
+        skip = set(exclude)
+        pages = (
+            [m.connection_id for m in page if m.connection_id not in skip]
+            for page in self.store.member_pages(target)
+        )
+        return self._run(pages, frame.encode())
+
+    def to_connections(self, connection_ids: Iterable[str], frame: _Frame) -> FanoutResult:
+        return self._run([list(connection_ids)], frame.encode())
+
+    def _run(self, pages: Iterable[list[str]], data: bytes) -> FanoutResult:
+        result = FanoutResult()
+        in_flight = threading.BoundedSemaphore(self.workers * 2)
+        futures = []
+        executor = self._pool()
+
+        def post(connection_id: str) -> tuple[str, str]:
+            try:
+                return connection_id, self.post(connection_id, data)
+            finally:
+                in_flight.release()
+
+        for page in pages:
+            for connection_id in page:
+                in_flight.acquire()
+                futures.append(executor.submit(post, connection_id))
+                result.recipients += 1
+        for future in futures:
+            connection_id, outcome = future.result()
+            if outcome == SENT:
+                result.sent += 1
+            elif outcome == GONE:
+                result.gone.append(connection_id)
+            else:
+                result.failed += 1
+        for connection_id in result.gone:
+            try:
+                self.store.remove_connection(connection_id)
+            except ClientError:
+                logger.exception("could not remove a gone connection", connection_id=connection_id)
+        return result
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="fanout")
+            return self._executor
+
+
+def record(metrics: Any, results: Iterable[FanoutResult | None]) -> None:
+    """Fan-out size, gone connections and failed posts as CloudWatch metrics (Powertools)."""
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    recipients = gone = failed = 0
+    for result in results:
+        if result is not None:
+            recipients += result.recipients
+            gone += len(result.gone)
+            failed += result.failed
+    metrics.add_metric(name="FanoutRecipients", unit=MetricUnit.Count, value=recipients)
+    metrics.add_metric(name="GoneConnections", unit=MetricUnit.Count, value=gone)
+    metrics.add_metric(name="FailedPosts", unit=MetricUnit.Count, value=failed)
