@@ -182,6 +182,7 @@ class Runtime:
         self._pools = {lid: _Pool(self, fn, max_concurrency)
                        for lid, fn in app.functions.items()}
         self._workers: set[_Worker] = set()
+        self._reaping: set[asyncio.Task[None]] = set()
         self._closed = False
 
     # -- environment --------------------------------------------------------------------------
@@ -262,10 +263,15 @@ class Runtime:
                 worker.proc.kill()
         for worker in workers:
             await self._reap(worker)
+        while self._reaping:
+            await asyncio.gather(*self._reaping, return_exceptions=True)
 
     async def _reap(self, worker: _Worker) -> None:
         worker.writer.close()
         await worker.proc.wait()
+        transport = getattr(worker.proc, "_transport", None)
+        if transport is not None:
+            transport.close()
         for task in worker.log_tasks:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await task
@@ -277,7 +283,8 @@ class Runtime:
             with contextlib.suppress(ProcessLookupError):
                 worker.proc.kill()
         task = asyncio.get_running_loop().create_task(self._reap(worker))
-        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+        self._reaping.add(task)
+        task.add_done_callback(self._reaping.discard)
 
     async def _spawn(self, fn: Function) -> _Worker:
         if self._closed:
