@@ -1,0 +1,1 @@
+"""Small command-line helpers: `python -m scripts.token`, `python -m scripts.web_config`."""
