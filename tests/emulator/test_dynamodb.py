@@ -1,0 +1,134 @@
+"""The embedded moto server, table provisioning, seeding and the TTL sweeper."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import boto3
+import pytest
+
+from apigw_local.dynamodb import (
+    LOCAL_CREDENTIALS,
+    EmbeddedDynamoDB,
+    TtlSweeper,
+    provision_tables,
+    seed,
+)
+from apigw_local.template import load_application
+
+TEMPLATE = Path(__file__).parent.parent / "fixtures" / "templates" / "websocket.yaml"
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def server():
+    with EmbeddedDynamoDB() as db:
+        yield db
+
+
+@pytest.fixture
+def app():
+    # A stack name per test keeps tables apart on the shared server.
+    return load_application([TEMPLATE], stack_name=f"t{time.time_ns()}")
+
+
+def _client(server):
+    return boto3.client("dynamodb", endpoint_url=server.endpoint_url, region_name="us-east-1",
+                        **LOCAL_CREDENTIALS)
+
+
+def test_embedded_server_starts_answers_and_stops():
+    db = EmbeddedDynamoDB()
+    endpoint = db.start()
+    pid = db.process.pid
+    assert endpoint.startswith("http://127.0.0.1:")
+    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+                          **LOCAL_CREDENTIALS)
+    assert client.list_tables()["TableNames"] == []
+    db.stop()
+    db.stop()  # idempotent
+    assert not _running(pid)
+    with pytest.raises(RuntimeError):
+        db.endpoint_url  # noqa: B018
+
+
+async def test_embedded_server_as_async_context_manager():
+    async with EmbeddedDynamoDB() as db:
+        pid = db.process.pid
+        assert _running(pid)
+    assert not _running(pid)
+
+
+def test_provision_tables_with_gsi_stream_and_ttl(server, app):
+    outcome = provision_tables(server.endpoint_url, app.tables.values(),
+                               credentials=LOCAL_CREDENTIALS)
+    assert outcome == {"ConnectionsTable": "created", "NamedTable": "created",
+                       "Simple": "created"}
+    client = _client(server)
+    table = app.tables["ConnectionsTable"]
+    description = client.describe_table(TableName=table.name)["Table"]
+    assert description["TableStatus"] == "ACTIVE"
+    assert [k["AttributeName"] for k in description["KeySchema"]] == ["pk", "sk"]
+    assert description["GlobalSecondaryIndexes"][0]["IndexName"] == "by-room"
+    assert description["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    ttl = client.describe_time_to_live(TableName=table.name)["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expiresAt"}
+    named = client.describe_table(TableName=app.tables["NamedTable"].name)["Table"]
+    assert named["ProvisionedThroughput"]["WriteCapacityUnits"] == 3
+    # Idempotent: a second run finds them.
+    again = provision_tables(server.endpoint_url, app.tables.values(),
+                             credentials=LOCAL_CREDENTIALS)
+    assert set(again.values()) == {"exists"}
+
+
+def test_seed_puts_items_with_numbers_kept(server, app, tmp_path):
+    provision_tables(server.endpoint_url, app.tables.values(), credentials=LOCAL_CREDENTIALS)
+    seed_file = tmp_path / "seed.json"
+    seed_file.write_text(json.dumps({
+        "ConnectionsTable": [
+            {"pk": "c#1", "sk": "meta", "room": "general", "count": 3, "ratio": 0.5},
+            {"pk": "c#2", "sk": "meta", "room": "general", "tags": ["a"]},
+        ],
+        "Simple": [{"key": 1}],
+    }))
+    counts = seed(server.endpoint_url, app, seed_file, credentials=LOCAL_CREDENTIALS)
+    assert counts == {"ConnectionsTable": 2, "Simple": 1}
+    resource = boto3.resource("dynamodb", endpoint_url=server.endpoint_url,
+                              region_name="us-east-1", **LOCAL_CREDENTIALS)
+    item = resource.Table(app.tables["ConnectionsTable"].name).get_item(
+        Key={"pk": "c#1", "sk": "meta"})["Item"]
+    assert item["count"] == 3 and item["ratio"] == Decimal("0.5")
+
+
+def test_seed_names_an_unknown_table(server, app, tmp_path):
+    seed_file = tmp_path / "seed.json"
+    seed_file.write_text(json.dumps({"NoSuchTable": []}))
+    with pytest.raises(ValueError, match="NoSuchTable"):
+        seed(server.endpoint_url, app, seed_file, credentials=LOCAL_CREDENTIALS)
+
+
+def test_ttl_sweeper_deletes_expired_items_only(server, app):
+    provision_tables(server.endpoint_url, app.tables.values(), credentials=LOCAL_CREDENTIALS)
+    resource = boto3.resource("dynamodb", endpoint_url=server.endpoint_url,
+                              region_name="us-east-1", **LOCAL_CREDENTIALS)
+    table = resource.Table(app.tables["ConnectionsTable"].name)
+    now = int(time.time())
+    table.put_item(Item={"pk": "old", "sk": "x", "expiresAt": now - 10})
+    table.put_item(Item={"pk": "new", "sk": "x", "expiresAt": now + 3600})
+    table.put_item(Item={"pk": "none", "sk": "x"})
+    sweeper = TtlSweeper(server.endpoint_url, app.tables.values(), credentials=LOCAL_CREDENTIALS)
+    assert [t.logical_id for t in sweeper.tables] == ["ConnectionsTable"]
+    assert sweeper.sweep_once() == 1
+    left = sorted(i["pk"] for i in table.scan()["Items"])
+    assert left == ["new", "none"]
