@@ -1,0 +1,167 @@
+"""`apigw-local`: the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .emulator import Config, Emulator, load_env_vars
+from .server.listener import PortInUse
+
+
+def _parse_overrides(values: tuple[str, ...]) -> dict[str, str]:
+    """`K=V` pairs; also SAM's `ParameterKey=K,ParameterValue=V` form."""
+    out: dict[str, str] = {}
+    for value in values:
+        for item in value.split() if " " in value and "ParameterKey=" not in value else [value]:
+            if item.startswith("ParameterKey="):
+                parts = dict(p.split("=", 1) for p in item.split(",") if "=" in p)
+                out[parts["ParameterKey"]] = parts.get("ParameterValue", "")
+                continue
+            if "=" not in item:
+                raise click.BadParameter(f"expected KEY=VALUE, got {item!r}",
+                                         param_hint="--parameter-overrides")
+            k, v = item.split("=", 1)
+            out[k] = v
+    return out
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="apigw-local")
+def main() -> None:
+    """Run a SAM template's WebSocket and HTTP APIs locally, as API Gateway serves them.
+
+    Lambda functions run in warm local worker processes; DynamoDB tables are created on an
+    embedded moto server (or on --dynamodb-endpoint).
+    """
+
+
+@main.command()
+@click.option("-t", "--template", "templates", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="SAM/CloudFormation template. Repeat to add overlays: later templates add "
+                   "parameters and resources (e.g. local-only routes).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address both ports bind to.")
+@click.option("-p", "--port", default=3000, show_default=True, type=int,
+              help="Port of the HTTP API and the web client (0: any free port).")
+@click.option("--ws-port", default=3001, show_default=True, type=int,
+              help="Port of the WebSocket API and its @connections Management API, plain and "
+                   "TLS on the same port (0: any free port).")
+@click.option("--stage", default=None,
+              help="Stage name of the WebSocket API(s) (default: the template's StageName).")
+@click.option("--parameter-overrides", "parameter_overrides", multiple=True, metavar="K=V",
+              help="Template parameter values, KEY=VALUE (repeatable; several may be given "
+                   "space-separated in one argument).")
+@click.option("--env-vars", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help='JSON file of environment overrides, as for `sam local`: '
+                   '{"Parameters": {...}, "FunctionLogicalId": {...}}.')
+@click.option("--dynamodb-endpoint", metavar="URL",
+              help="Use this DynamoDB (DynamoDB Local, LocalStack, AWS) instead of the "
+                   "embedded moto server; missing tables are created there.")
+@click.option("--seed", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSON file of items to put in the tables at start.")
+@click.option("--static", "static_dir", type=click.Path(exists=True, file_okay=False,
+                                                        path_type=Path),
+              help="Directory served as the web client on the HTTP port (default: web/ next "
+                   "to the first template, if present).")
+@click.option("--no-static", is_flag=True, help="Serve no web client.")
+@click.option("--endpoints-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the served endpoints (websocket, http, connections, web) as JSON.")
+@click.option("--idle-timeout", type=float, default=600, show_default=True,
+              help="Seconds without traffic before a WebSocket closes with 1001 (AWS: 600).")
+@click.option("--max-connection-duration", type=float, default=7200, show_default=True,
+              help="Seconds before any WebSocket closes with 1001 (AWS: 7200).")
+@click.option("--max-concurrency", type=int, default=10, show_default=True,
+              help="Worker processes per function (further invocations queue).")
+@click.option("--region", default="us-east-1", show_default=True, help="AWS::Region.")
+@click.option("--stack-name", default="apigw-local", show_default=True,
+              help="AWS::StackName (default table names derive from it).")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the local CA lives (default: .local/apigw-local).")
+@click.option("--prewarm", is_flag=True, help="Start one worker per function at start.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def start(templates: tuple[Path, ...], host: str, port: int, ws_port: int, stage: str | None,
+          parameter_overrides: tuple[str, ...], env_vars: Path | None,
+          dynamodb_endpoint: str | None, seed: Path | None, static_dir: Path | None,
+          no_static: bool, endpoints_file: Path | None, idle_timeout: float,
+          max_connection_duration: float, max_concurrency: int, region: str,
+          stack_name: str, state_dir: Path | None, prewarm: bool, verbose: bool) -> None:
+    """Serve the template's APIs until Ctrl-C."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr,
+    )
+    try:
+        env = load_env_vars(env_vars) if env_vars else {}
+    except (ValueError, OSError) as err:
+        raise click.BadParameter(str(err), param_hint="--env-vars") from err
+    config = Config(
+        templates=list(templates), host=host, port=port, ws_port=ws_port, stage=stage,
+        parameter_overrides=_parse_overrides(parameter_overrides), env_vars=env,
+        dynamodb_endpoint=dynamodb_endpoint, seed=seed, static_dir=static_dir,
+        serve_static=not no_static, endpoints_file=endpoints_file, idle_timeout=idle_timeout,
+        max_connection_duration=max_connection_duration, max_concurrency=max_concurrency,
+        region=region, stack_name=stack_name, state_dir=state_dir, prewarm=prewarm,
+    )
+    try:
+        asyncio.run(_run(config), loop_factory=_loop_factory())
+    except KeyboardInterrupt:
+        pass
+
+
+def _loop_factory():  # type: ignore[no-untyped-def]
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+async def _run(config: Config) -> None:
+    from .intrinsics import TemplateError
+
+    emulator = Emulator(config)
+    try:
+        endpoints = await emulator.start()
+    except TemplateError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except PortInUse as err:
+        click.echo(f"error: cannot listen on {err}; choose another with "
+                   f"{'--ws-port' if err.port == config.ws_port else '--port'}", err=True)
+        sys.exit(1)
+    click.echo("apigw-local is serving:")
+    click.echo(f"  WebSocket API   {endpoints.websocket}")
+    for lid, url in endpoints.websockets.items():
+        if url != endpoints.websocket:
+            click.echo(f"                  {url}  ({lid})")
+    click.echo(f"  @connections    {endpoints.connections}  (also https:// on the same port)")
+    click.echo(f"  HTTP API        {endpoints.http}")
+    if endpoints.web:
+        click.echo(f"  web client      {endpoints.web}")
+    if endpoints.dynamodb:
+        click.echo(f"  DynamoDB        {endpoints.dynamodb}")
+    click.echo(f"  local CA bundle {endpoints.ca_bundle}")
+    click.echo("Ctrl-C stops.")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        click.echo("stopping…", err=True)
+        await emulator.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,294 @@
+"""The whole local stack, orchestrated: template → DynamoDB → TLS → workers → both ports.
+
+`Emulator.start()` binds both ports first (so port 0 works: the actual WebSocket port is known
+before the template is read and its `execute-api` hosts are rewritten to `localhost:{port}`),
+then loads the application, brings up DynamoDB (embedded moto or a given endpoint), creates
+and seeds the tables, makes the local TLS material, starts the Lambda workers and serves.
+`Emulator.stop()` undoes it in reverse: clients are closed with 1001 and their `$disconnect`s
+run (best effort, as in AWS), then sockets, workers and DynamoDB stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .connections import ConnectionRegistry
+from .model import Application
+from .quotas import Quotas
+from .server.http11 import HttpConnection, make_factory
+from .server.httpapi import HttpApiGateway
+from .server.invoke import Integrations
+from .server.listener import Listener
+from .server.websocket import ApiService, WebSocketGateway
+from .tls import TlsMaterial, ensure_tls
+
+log = logging.getLogger("apigw_local")
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+
+
+@dataclass
+class Config:
+    templates: list[Path]
+    host: str = "127.0.0.1"
+    port: int = 3000  # HTTP API and web client; 0 = any free port
+    ws_port: int = 3001  # WebSocket API and @connections (plain and TLS); 0 = any free port
+    stage: str | None = None  # default: each WebSocket API's own stage
+    parameter_overrides: dict[str, str] = field(default_factory=dict)
+    env_vars: dict[str, dict[str, str]] = field(default_factory=dict)  # like sam --env-vars
+    dynamodb_endpoint: str | None = None  # None: an embedded moto server
+    seed: Path | None = None
+    static_dir: Path | None = None  # None: `web/` next to the first template, if it exists
+    serve_static: bool = True
+    endpoints_file: Path | None = None
+    idle_timeout: float | None = None
+    max_connection_duration: float | None = None
+    max_concurrency: int = 10
+    state_dir: Path | None = None  # TLS material; None: `.local/apigw-local` or a temp dir
+    region: str = "us-east-1"
+    account_id: str = "123456789012"
+    stack_name: str = "apigw-local"
+    prewarm: bool = False
+    python: str | None = None  # interpreter for the workers
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    websocket: str  # ws:// stage URL of the first WebSocket API
+    http: str  # HTTP API base URL
+    connections: str  # Management API endpoint_url for boto3
+    web: str | None  # the web client's URL (when a static directory is served)
+    dynamodb: str | None  # DynamoDB endpoint URL (None: the template has no tables)
+    tables: dict[str, str]  # logical id → table name
+    websockets: dict[str, str] = field(default_factory=dict)  # API logical id → ws:// URL
+    wss: str = ""  # the same stage over TLS
+    ca_bundle: str = ""  # the local CA bundle (for https:// and wss:// clients)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"websocket": self.websocket, "http": self.http,
+                "connections": self.connections, "web": self.web}
+
+
+class Emulator:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.app: Application | None = None
+        self.endpoints: Endpoints | None = None
+        self.runtime: Any = None
+        self.tls: TlsMaterial | None = None
+        self.registry: ConnectionRegistry | None = None
+        self.ws_gateway: WebSocketGateway | None = None
+        self.http_gateway: HttpApiGateway | None = None
+        self._dynamodb: Any = None
+        self._listeners: list[Listener] = []
+        self._http_conns: set[HttpConnection] = set()
+        self._ws_conns: set[HttpConnection] = set()
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    def quotas(self) -> Quotas:
+        c = self.config
+        kwargs: dict[str, float] = {}
+        if c.idle_timeout is not None:
+            kwargs["idle_timeout"] = c.idle_timeout
+        if c.max_connection_duration is not None:
+            kwargs["max_duration"] = c.max_connection_duration
+        return Quotas(**kwargs)  # type: ignore[arg-type]
+
+    async def start(self) -> Endpoints:
+        try:
+            return await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> Endpoints:
+        from .template import load_application
+
+        c = self.config
+        http_listener, ws_listener = Listener(lambda: None), Listener(lambda: None)  # type: ignore[arg-type,return-value]
+        http_listener.bind(c.host, c.port)
+        self._listeners.append(http_listener)
+        ws_listener.bind(c.host, c.ws_port)
+        self._listeners.append(ws_listener)
+        http_port, ws_port = http_listener.port, ws_listener.port
+
+        app = load_application(
+            c.templates,
+            parameter_overrides=c.parameter_overrides,
+            region=c.region,
+            account_id=c.account_id,
+            stack_name=c.stack_name,
+            websocket_domain=f"localhost:{ws_port}",
+            http_domain=f"localhost:{http_port}",
+        )
+        self.app = app
+
+        # DynamoDB: the given endpoint, or an embedded moto server in its own process.
+        extra_env: dict[str, str] = {"AWS_REGION": app.region, "AWS_DEFAULT_REGION": app.region}
+        dynamodb_url = ""
+        if c.dynamodb_endpoint:
+            dynamodb_url = c.dynamodb_endpoint
+        elif app.tables:
+            from .dynamodb import EmbeddedDynamoDB
+
+            self._dynamodb = EmbeddedDynamoDB()
+            await _maybe_await(self._dynamodb.start())
+            dynamodb_url = self._dynamodb.endpoint_url
+            extra_env.update(FAKE_CREDENTIALS)
+        if not any(k in os.environ for k in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE")):
+            # Handlers sign their @connections calls: give them something to sign with.
+            extra_env.update({k: v for k, v in FAKE_CREDENTIALS.items()
+                              if k not in extra_env})
+        if dynamodb_url:
+            extra_env["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_url
+        if app.tables and dynamodb_url:
+            from .dynamodb import provision_tables, seed
+
+            await _in_thread(provision_tables, dynamodb_url, app.tables, region=app.region)
+            if c.seed is not None:
+                await _in_thread(seed, dynamodb_url, app, c.seed)
+
+        # TLS for https://{domainName}/{stage}: a local CA the workers trust via AWS_CA_BUNDLE.
+        state_dir = c.state_dir or self._default_state_dir()
+        self.tls = await _in_thread(ensure_tls, state_dir)
+        extra_env["AWS_CA_BUNDLE"] = str(self.tls.ca_bundle)
+
+        from .runtime.pool import Runtime
+
+        runtime_kwargs: dict[str, Any] = {
+            "extra_env": extra_env, "env_overrides": c.env_vars,
+            "max_concurrency": c.max_concurrency,
+        }
+        if c.python:
+            runtime_kwargs["python"] = c.python
+        self.runtime = Runtime(app, **runtime_kwargs)
+        await self.runtime.start(prewarm=c.prewarm)
+
+        integrations = Integrations(self.runtime, app.functions)
+        quotas = self.quotas()
+        self.registry = ConnectionRegistry(quotas)
+        services: list[ApiService] = []
+        for api in app.websocket_apis:
+            stage = c.stage or api.stage
+            if any(s.stage == stage for s in services):
+                log.warning("WebSocket API %s: stage /%s is already served by another API; "
+                            "skipped", api.logical_id, stage)
+                continue
+            services.append(ApiService(api, stage))
+        self.ws_gateway = WebSocketGateway(
+            services, integrations, self.registry,
+            domain_name=f"localhost:{ws_port}", region=app.region, account_id=app.account_id,
+            quotas=quotas,
+        )
+        static_dir = self._static_dir()
+        shown = "127.0.0.1" if c.host in ("0.0.0.0", "::", "") else c.host
+        base_ws = f"ws://{shown}:{ws_port}"
+        first_stage = services[0].stage if services else (c.stage or "dev")
+        endpoints = Endpoints(
+            websocket=f"{base_ws}/{first_stage}",
+            http=f"http://{shown}:{http_port}",
+            connections=f"http://{shown}:{ws_port}/{first_stage}",
+            web=f"http://{shown}:{http_port}/" if static_dir else None,
+            dynamodb=dynamodb_url or None,
+            tables={lid: t.name for lid, t in app.tables.items()},
+            websockets={s.api.logical_id: f"{base_ws}/{s.stage}" for s in services},
+            wss=f"wss://localhost:{ws_port}/{first_stage}",
+            ca_bundle=str(self.tls.ca_bundle),
+        )
+        self.endpoints = endpoints
+        endpoints_json = json.dumps(endpoints.as_json(), indent=2).encode()
+        self.http_gateway = HttpApiGateway(
+            app.http_routes, integrations, domain_name=f"localhost:{http_port}",
+            account_id=app.account_id, static_dir=static_dir, endpoints_json=endpoints_json,
+        )
+        http_listener.protocol_factory = make_factory(self.http_gateway, self._http_conns)
+        ws_listener.protocol_factory = make_factory(self.ws_gateway, self._ws_conns)
+        ws_listener.ssl_context = self.tls.server_context
+        http_listener.ssl_context = self.tls.server_context
+        http_listener.start()
+        ws_listener.start()
+        if c.endpoints_file is not None:
+            c.endpoints_file.parent.mkdir(parents=True, exist_ok=True)
+            c.endpoints_file.write_bytes(endpoints_json + b"\n")
+        return endpoints
+
+    def _default_state_dir(self) -> Path:
+        candidate = Path.cwd() / ".local" / "apigw-local"
+        try:
+            candidate.mkdir(parents=True, exist_ok=True)
+            if os.access(candidate, os.W_OK):
+                return candidate
+        except OSError:
+            pass
+        self._tmp = tempfile.TemporaryDirectory(prefix="apigw-local-")
+        return Path(self._tmp.name)
+
+    def _static_dir(self) -> Path | None:
+        c = self.config
+        if not c.serve_static:
+            return None
+        if c.static_dir is not None:
+            return c.static_dir
+        web = Path(c.templates[0]).resolve().parent / "web"
+        return web if web.is_dir() else None
+
+    async def stop(self) -> None:
+        if self.ws_gateway is not None:
+            with contextlib.suppress(Exception):
+                await self.ws_gateway.shutdown()
+        for listener in self._listeners:
+            listener.close()
+        self._listeners.clear()
+        for conn in list(self._http_conns) + list(self._ws_conns):
+            conn.close()
+        if self.runtime is not None:
+            with contextlib.suppress(Exception):
+                await self.runtime.aclose()
+            self.runtime = None
+        if self._dynamodb is not None:
+            with contextlib.suppress(Exception):
+                await _maybe_await(self._dynamodb.stop())
+            self._dynamodb = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    async def serve_forever(self) -> None:
+        await asyncio.Event().wait()
+
+
+async def _maybe_await(value: Any) -> Any:
+    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+        return await value
+    return value
+
+
+async def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    result = await asyncio.to_thread(fn, *args, **kwargs)
+    return await _maybe_await(result)
+
+
+def load_env_vars(path: Path) -> dict[str, dict[str, str]]:
+    """Read a `sam local --env-vars` JSON file: {"Parameters": {...}, "<Function>": {...}}."""
+    data = json.loads(path.read_text())
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{path}: expected a JSON object of sections")
+    out: dict[str, dict[str, str]] = {}
+    for section, values in data.items():
+        if not isinstance(values, Mapping):
+            raise ValueError(f"{path}: section {section!r} must be an object")
+        out[str(section)] = {str(k): "" if v is None else str(v) for k, v in values.items()}
+    return out
