@@ -309,14 +309,26 @@ class _Loader:
             allowed = definition.get("AllowedValues")
             if allowed is not None and value not in [_param_str(a) for a in allowed]:
                 raise TemplateError(f"{where}: {value!r} is not one of AllowedValues {allowed}")
+            # (NoEcho values are never echoed in the messages below.)
             pattern = definition.get("AllowedPattern")
             if pattern is not None and not re.fullmatch(pattern, value):
                 raise TemplateError(f"{where}: value does not match AllowedPattern {pattern!r}")
+            shown = "value" if definition.get("NoEcho") else repr(value)
+            if "MinLength" in definition and len(value) < int(definition["MinLength"]):
+                raise TemplateError(f"{where}: {shown} is shorter than MinLength "
+                                    f"{definition['MinLength']}")
+            if "MaxLength" in definition and len(value) > int(definition["MaxLength"]):
+                raise TemplateError(f"{where}: {shown} is longer than MaxLength "
+                                    f"{definition['MaxLength']}")
             if ptype == "Number":
                 try:
-                    float(value)
+                    number = float(value)
                 except ValueError:
-                    raise TemplateError(f"{where}: {value!r} is not a Number") from None
+                    raise TemplateError(f"{where}: {shown} is not a Number") from None
+                if "MinValue" in definition and number < float(definition["MinValue"]):
+                    raise TemplateError(f"{where}: {shown} is below MinValue")
+                if "MaxValue" in definition and number > float(definition["MaxValue"]):
+                    raise TemplateError(f"{where}: {shown} is above MaxValue")
             if ptype == "CommaDelimitedList" or ptype.startswith("List<"):
                 values[name] = [v.strip() for v in value.split(",")] if value else []
             else:
@@ -521,7 +533,7 @@ class _Loader:
                     continue
             log.warning("%s: layer %s is not part of the templates; skipped",
                         r.where("Layers"), arn)
-        return tuple(dirs)
+        return tuple(dict.fromkeys(dirs))  # a layer named twice (Globals + function) once
 
     def _layer_dirs(self, layer: _Resource) -> list[Path]:
         prop = "ContentUri" if layer.type == "AWS::Serverless::LayerVersion" else "Content"

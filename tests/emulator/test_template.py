@@ -84,6 +84,44 @@ def test_intrinsics_in_environment(app):
     assert env["SECRET"] == "local-secret"
 
 
+def test_parameter_length_and_value_constraints(tmp_path):
+    path = _write(tmp_path, """
+        Parameters:
+          Secret: {Type: String, NoEcho: true, MinLength: 8}
+          Port: {Type: Number, Default: 80, MaxValue: 65535}
+        Resources: {}
+    """)
+    with pytest.raises(TemplateError, match="Parameters.Secret: value is shorter") as info:
+        load_application([path], parameter_overrides={"Secret": "s3cr"})
+    assert "s3cr" not in str(info.value)  # NoEcho: never echoed
+    with pytest.raises(TemplateError, match="Parameters.Port: '70000' is above MaxValue"):
+        load_application([path], parameter_overrides={"Secret": "long-enough", "Port": "70000"})
+    app = load_application([path], parameter_overrides={"Secret": "long-enough"})
+    assert app.parameters == {"Secret": "long-enough", "Port": "80"}
+
+
+def test_a_layer_in_globals_and_function_is_listed_once(tmp_path):
+    (tmp_path / "layer").mkdir()
+    path = _write(tmp_path, """
+        Globals:
+          Function:
+            Layers: [!Ref L]
+        Resources:
+          L:
+            Type: AWS::Serverless::LayerVersion
+            Properties: {ContentUri: layer}
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: fn
+              Handler: app.h
+              Runtime: python3.13
+              Layers: [!Ref L]
+    """)
+    app = load_application([path])
+    assert app.functions["Fn"].layers == ((tmp_path / "layer").resolve(),)
+
+
 def test_parameter_overrides_and_conditions():
     app = load_application([WEBSOCKET], parameter_overrides={"StageName": "prod"},
                            region="eu-west-1", account_id="111111111111", stack_name="s")
