@@ -10,6 +10,7 @@ import re
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 
 from realtime import auth, fanout
 from realtime.chat import Chat
@@ -38,9 +39,11 @@ def lambda_handler(event: dict, context: object) -> dict:
         identity = auth.verify(os.environ["AUTH_SECRET"], params.get("token"))
     except auth.AuthError as error:
         logger.info("connection refused", reason=str(error))
+        metrics.add_metric(name="RefusedConnections", unit=MetricUnit.Count, value=1)
         return {"statusCode": 401, "body": "Unauthorized"}
     room = params.get("room") or None
     if room is not None and not re.match(NAME_PATTERN, room):
+        metrics.add_metric(name="RefusedConnections", unit=MetricUnit.Count, value=1)
         return {"statusCode": 400, "body": "Invalid room name"}
     chat = chat_for(fanout.endpoint_of(request))
     result = chat.connect(request["connectionId"], identity, room)

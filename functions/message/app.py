@@ -7,6 +7,7 @@ import os
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 
 from realtime import fanout
 from realtime.chat import Chat
@@ -41,6 +42,7 @@ def lambda_handler(event: dict, context: object) -> dict:
         results = chat.handle(connection_id, body)
     except Exception:
         logger.exception("frame failed")
+        metrics.add_metric(name="InternalErrors", unit=MetricUnit.Count, value=1)
         chat.fanout.send(connection_id, ErrorFrame(code="internal", message="Internal error."))
         return {"statusCode": 500}
     fanout.record(metrics, results)
