@@ -7,7 +7,7 @@ implements follows the CloudFormation "Intrinsic function reference":
 - `Ref` (parameters, pseudo parameters, resources), `Fn::GetAtt` (both forms),
   `Fn::Sub` (string form and `[string, {vars}]` form, `${!Literal}` escapes),
   `Fn::Join`, `Fn::Select`, `Fn::Split`, `Fn::If`, `Fn::Equals`, `Fn::Not`, `Fn::And`,
-  `Fn::Or`, `Condition` (inside conditions), `AWS::NoValue` (drops the key or list item).
+  `Fn::Or`, `Fn::FindInMap` (Mappings), `Condition` (inside conditions), `AWS::NoValue` (drops the key or list item).
 - Anything else named `Fn::*` raises `TemplateError` naming where it was met.
 """
 
@@ -54,7 +54,9 @@ class Resolver:
         get_att: GetAttResolver,
         conditions: Mapping[str, Any] | None = None,
         rewrite: Callable[[str], str] | None = None,
+        mappings: Mapping[str, Any] | None = None,
     ) -> None:
+        self.mappings = mappings or {}
         self.parameters = parameters
         self.pseudo = pseudo
         self._ref = ref
@@ -233,6 +235,15 @@ class Resolver:
     def _fn_or(self, arg: Any, where: str) -> bool:
         values = self.resolve(arg, where)
         return any(self._truth(v, where) for v in values)
+
+    def _fn_findinmap(self, arg: Any, where: str) -> Any:
+        arg = self.resolve(arg, where)
+        if not (isinstance(arg, list) and len(arg) == 3):
+            raise TemplateError(f"{where}: Fn::FindInMap takes [map, top key, second key]")
+        try:
+            return self.mappings[arg[0]][_scalar(arg[1], where)][_scalar(arg[2], where)]
+        except (KeyError, TypeError):
+            raise TemplateError(f"{where}: Fn::FindInMap {arg!r}: no such entry") from None
 
     def _fn_condition(self, arg: Any, where: str) -> bool:
         return self.condition(arg, where)

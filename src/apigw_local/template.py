@@ -168,6 +168,7 @@ class _Loader:
         self.resources: dict[str, _Resource] = {}
         self.parameter_defs: dict[str, tuple[dict[str, Any], Path]] = {}
         self.condition_defs: dict[str, Any] = {}
+        self.mappings: dict[str, Any] = {}
         self.globals: dict[str, _GlobalValue] = {}
         self._by_physical: dict[str, str] = {}  # synthetic ids of V2 children → logical id
         self._api_hosts: dict[str, str] = {}  # "{id}.execute-api.{region}.amazonaws.com" → local
@@ -199,6 +200,7 @@ class _Loader:
             ref=self._ref,
             get_att=self._get_att,
             conditions=self.condition_defs,
+            mappings=self.mappings,
             rewrite=self._rewrite if self._api_hosts else None,
         )
         self._drop_disabled_resources()
@@ -258,6 +260,7 @@ class _Loader:
                 raise TemplateError(f"{path}: Parameters.{name} must be a mapping")
             self.parameter_defs[name] = (definition, path)
         self.condition_defs.update(doc.get("Conditions") or {})
+        self.mappings.update(doc.get("Mappings") or {})
         for key, value in ((doc.get("Globals") or {}).get("Function") or {}).items():
             if key in self.globals:
                 value = _sam_merge(self.globals[key].value, value)

@@ -88,3 +88,10 @@ def test_a_property_named_condition_is_not_an_intrinsic():
     r = _resolver()
     assert r.resolve({"Condition": {"StringEquals": {"a": "b"}}}, "x") == {
         "Condition": {"StringEquals": {"a": "b"}}}
+
+
+def test_find_in_map():
+    r = _resolver(mappings={"Stages": {"dev": {"Memory": 256}}})
+    assert r.resolve({"Fn::FindInMap": ["Stages", {"Ref": "Stage"}, "Memory"]}, "x") == 256
+    with pytest.raises(TemplateError, match="no such entry"):
+        r.resolve({"Fn::FindInMap": ["Stages", "prod", "Memory"]}, "x")
