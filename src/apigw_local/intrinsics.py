@@ -7,7 +7,8 @@ implements follows the CloudFormation "Intrinsic function reference":
 - `Ref` (parameters, pseudo parameters, resources), `Fn::GetAtt` (both forms),
   `Fn::Sub` (string form and `[string, {vars}]` form, `${!Literal}` escapes),
   `Fn::Join`, `Fn::Select`, `Fn::Split`, `Fn::If`, `Fn::Equals`, `Fn::Not`, `Fn::And`,
-  `Fn::Or`, `Fn::FindInMap` (Mappings), `Condition` (inside conditions), `AWS::NoValue` (drops the key or list item).
+  `Fn::Or`, `Fn::FindInMap` (Mappings), `Condition` (inside conditions), `AWS::NoValue`
+  (drops the key or list item).
 - Anything else named `Fn::*` raises `TemplateError` naming where it was met.
 """
 
