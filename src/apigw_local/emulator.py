@@ -93,6 +93,7 @@ class Emulator:
         self.ws_gateway: WebSocketGateway | None = None
         self.http_gateway: HttpApiGateway | None = None
         self._dynamodb: Any = None
+        self._sweeper: Any = None
         self._listeners: list[Listener] = []
         self._http_conns: set[HttpConnection] = set()
         self._ws_conns: set[HttpConnection] = set()
@@ -145,8 +146,7 @@ class Emulator:
             from .dynamodb import EmbeddedDynamoDB
 
             self._dynamodb = EmbeddedDynamoDB()
-            await _maybe_await(self._dynamodb.start())
-            dynamodb_url = self._dynamodb.endpoint_url
+            dynamodb_url = await _in_thread(self._dynamodb.start)
             extra_env.update(FAKE_CREDENTIALS)
         if not any(k in os.environ for k in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE")):
             # Handlers sign their @connections calls: give them something to sign with.
@@ -155,11 +155,17 @@ class Emulator:
         if dynamodb_url:
             extra_env["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_url
         if app.tables and dynamodb_url:
-            from .dynamodb import provision_tables, seed
+            from .dynamodb import LOCAL_CREDENTIALS, TtlSweeper, provision_tables, seed
 
-            await _in_thread(provision_tables, dynamodb_url, app.tables, region=app.region)
+            creds = LOCAL_CREDENTIALS if self._dynamodb is not None else None
+            await _in_thread(provision_tables, dynamodb_url, list(app.tables.values()), region=app.region,
+                             credentials=creds)
             if c.seed is not None:
-                await _in_thread(seed, dynamodb_url, app, c.seed)
+                await _in_thread(seed, dynamodb_url, app, c.seed, credentials=creds)
+            if self._dynamodb is not None:  # moto never expires items by TTL: sweep them
+                self._sweeper = TtlSweeper(dynamodb_url, app.tables.values(), region=app.region,
+                                           credentials=creds)
+                self._sweeper.start()
 
         # TLS for https://{domainName}/{stage}: a local CA the workers trust via AWS_CA_BUNDLE.
         state_dir = c.state_dir or self._default_state_dir()
@@ -258,9 +264,13 @@ class Emulator:
             with contextlib.suppress(Exception):
                 await self.runtime.aclose()
             self.runtime = None
+        if self._sweeper is not None:
+            with contextlib.suppress(Exception):
+                await self._sweeper.stop()
+            self._sweeper = None
         if self._dynamodb is not None:
             with contextlib.suppress(Exception):
-                await _maybe_await(self._dynamodb.stop())
+                await _in_thread(self._dynamodb.stop)
             self._dynamodb = None
         if self._tmp is not None:
             self._tmp.cleanup()
