@@ -229,12 +229,3 @@ async def test_unknown_function_is_a_key_error(runtime):
     with pytest.raises(KeyError):
         await runtime.invoke("Nope", {})
 
-
-async def test_warm_round_trip_is_well_under_a_millisecond(runtime):
-    await runtime.invoke("Echo", {})
-    n = 300
-    started = time.perf_counter()
-    for i in range(n):
-        await runtime.invoke("Echo", {"i": i})
-    per_call = (time.perf_counter() - started) / n
-    assert per_call < 0.002, per_call  # generous for loaded CI machines; ~0.35 ms locally
