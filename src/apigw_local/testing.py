@@ -128,6 +128,7 @@ class WebSocketClient:
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
+        self.skipped: list[str | bytes] = []
 
     @property
     def subprotocol(self) -> str | None:
@@ -156,11 +157,13 @@ class WebSocketClient:
                 return frame
 
     async def receive_nothing(self, timeout: float = 0.2) -> bool:
-        """True when no frame arrives within `timeout`."""
+        """True when no frame arrives within `timeout` (a frame that does is kept in
+        `self.skipped`)."""
         try:
-            await asyncio.wait_for(self.connection.recv(), timeout)
+            message = await asyncio.wait_for(self.connection.recv(), timeout)
         except TimeoutError:
             return True
+        self.skipped.append(message)
         return False
 
     async def close(self, code: int = 1000, reason: str = "") -> None:

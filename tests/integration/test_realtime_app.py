@@ -1,0 +1,148 @@
+"""The project's own app (template.yaml + local overlay) served by apigw-local, end to end."""
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import boto3
+import jwt
+import pytest
+from websockets.exceptions import InvalidStatus
+
+from apigw_local.testing import connect, serve
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).parents[2]
+SECRET = "integration-secret-" + "x" * 32
+
+
+def token(sub, role="user"):
+    now = int(time.time())
+    return jwt.encode({"sub": sub, "role": role, "iat": now, "exp": now + 3600}, SECRET,
+                      algorithm="HS256")
+
+
+@pytest.fixture(scope="module")
+def ep():
+    if not (ROOT / "template.yaml").exists():
+        pytest.skip("the app's template.yaml is not there yet")
+    templates = [ROOT / "template.yaml"]
+    if (ROOT / "local" / "template.yaml").exists():
+        templates.append(ROOT / "local" / "template.yaml")
+    seed = ROOT / "local" / "seed.json"
+    with serve(templates, parameter_overrides={"AuthSecret": SECRET},
+               seed=seed if seed.exists() else None) as endpoints:
+        yield endpoints
+
+
+def http(method, url, data=None, headers=None):
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=15) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def of_type(kind):
+    return lambda frame: frame.get("type") == kind
+
+
+async def test_missing_token_is_refused(ep):
+    with pytest.raises(InvalidStatus) as exc:
+        await connect(ep.websocket)
+    assert exc.value.response.status_code == 401
+
+
+async def test_rooms_are_isolated_and_history_on_join(ep):
+    room, other = f"r{int(time.time() * 1000)}", f"o{int(time.time() * 1000)}"
+    async with connect(ep.websocket, query={"token": token("alice")}) as alice, \
+            connect(ep.websocket, query={"token": token("bob")}) as bob, \
+            connect(ep.websocket, query={"token": token("carol")}) as carol:
+        await alice.send_json({"action": "join", "room": room})
+        await alice.receive_until(of_type("presence"), timeout=15)
+        await bob.send_json({"action": "join", "room": room})
+        await bob.receive_until(of_type("presence"), timeout=15)
+        await carol.send_json({"action": "join", "room": other})
+        await carol.receive_until(of_type("presence"), timeout=15)
+
+        await alice.send_json({"action": "send", "room": room, "text": "hello room"})
+        got_a = await alice.receive_until(of_type("message"), timeout=15)
+        got_b = await bob.receive_until(of_type("message"), timeout=15)
+        assert got_a["text"] == got_b["text"] == "hello room"
+        assert got_b["sender"] == "alice"
+        # Isolation: carol (another room) gets nothing of room's traffic.
+        while not await carol.receive_nothing(0.5):
+            pass
+        for frame in carol.skipped:
+            assert json.loads(frame).get("room") != room, frame
+
+    async with connect(ep.websocket, query={"token": token("dave")}) as dave:
+        await dave.send_json({"action": "join", "room": room})
+        history = await dave.receive_until(of_type("history"), timeout=15)
+        assert [m["text"] for m in history["messages"]] == ["hello room"]
+
+
+async def test_disconnect_cleans_dynamodb(ep):
+    table = ep.tables["ConnectionsTable"]
+    db = boto3.client("dynamodb", endpoint_url=ep.dynamodb, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    async with connect(ep.websocket, query={"token": token("erin")}) as ws:
+        await ws.send_json({"action": "ping"})
+        await ws.receive_until(of_type("pong"), timeout=15)
+        items = await asyncio.to_thread(lambda: db.scan(TableName=table)["Items"])
+        mine = [i for i in items if "erin" in json.dumps(i)]
+        assert mine
+        cid = mine[0]["connectionId"]["S"]
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        item = await asyncio.to_thread(
+            lambda: db.get_item(TableName=table, Key={"connectionId": {"S": cid}}))
+        if "Item" not in item:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the connection is still stored after $disconnect")
+
+
+async def test_verify_over_http_reaches_a_dashboard_subscriber(ep):
+    admin = token("admin", "admin")
+    auth = {"Authorization": f"Bearer {admin}", "Content-Type": "application/json"}
+    status, body = await asyncio.to_thread(
+        http, "POST", f"{ep.http}/transactions",
+        json.dumps({"amount": 4200, "description": "integration"}).encode(), auth)
+    assert status == 201, body
+    tx = json.loads(body)["transaction"]
+    async with connect(ep.websocket, query={"token": admin}) as dash:
+        await dash.send_json({"action": "subscribe", "channel": "admin_dashboard"})
+        snapshot = await dash.receive_until(of_type("income"), timeout=15)
+        assert snapshot["updated"] is None
+        status, body = await asyncio.to_thread(
+            http, "POST", f"{ep.http}/transactions/{tx['id']}/verify", b"", auth)
+        assert status == 200, body
+        update = await dash.receive_until(
+            lambda f: f.get("type") == "income" and f.get("updated"), timeout=15)
+        assert update["updated"]["transactionId"] == tx["id"]
+        status, _ = await asyncio.to_thread(
+            http, "POST", f"{ep.http}/transactions/{tx['id']}/verify", b"", auth)
+        assert status == 409
+
+
+async def test_boto3_posts_to_an_app_connection(ep):
+    client = boto3.client("apigatewaymanagementapi", endpoint_url=ep.connections,
+                          region_name="us-east-1", aws_access_key_id="t",
+                          aws_secret_access_key="t")
+    db = boto3.client("dynamodb", endpoint_url=ep.dynamodb, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    async with connect(ep.websocket, query={"token": token("frank")}) as ws:
+        await ws.send_json({"action": "ping"})
+        await ws.receive_until(of_type("pong"), timeout=15)
+        items = await asyncio.to_thread(
+            lambda: db.scan(TableName=ep.tables["ConnectionsTable"])["Items"])
+        cid = [i for i in items if "frank" in json.dumps(i)][0]["connectionId"]["S"]
+        await asyncio.to_thread(client.post_to_connection, ConnectionId=cid,
+                                Data=b'{"type": "pong"}')
+        assert await ws.receive_json(timeout=10) == {"type": "pong"}
