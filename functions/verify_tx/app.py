@@ -8,6 +8,7 @@ import functools
 import json
 import os
 import re
+import warnings
 from typing import Annotated, Literal
 
 import boto3
@@ -16,6 +17,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConf
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 
 from realtime import auth, clock, fanout, income, transactions
 from realtime.models import NewTransaction
@@ -29,6 +31,8 @@ app = APIGatewayHttpResolver(
     enable_validation=True,
     cors=CORSConfig(allow_origin="*", allow_headers=["Authorization", "Content-Type"]),
 )
+# Reads publish no metrics, by design.
+warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
 TRANSACTION_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 
 
@@ -89,8 +93,9 @@ def not_found(_error: Exception) -> Response:
 
 
 @app.post("/transactions")
-def create_transaction(body: NewTransaction) -> Response:
+def create_transaction(body: NewTransaction):
     created = transactions.create(store, body, clock.now())
+    metrics.add_metric(name="TransactionsCreated", unit=MetricUnit.Count, value=1)
     logger.info("transaction created", transaction_id=created.id, amount=created.amount)
     return ok(201, {"transaction": created.to_wire()})
 
@@ -100,13 +105,13 @@ def list_transactions(
     status: Annotated[Literal["pending", "verified"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(alias="next", max_length=1024)] = None,
-) -> Response:
+):
     page, next_cursor = transactions.list_page(store, status, limit, cursor)
     return ok(200, {"transactions": [t.to_wire() for t in page], "next": next_cursor})
 
 
 @app.post("/transactions/<transaction_id>/verify")
-def verify_transaction(transaction_id: str) -> Response:
+def verify_transaction(transaction_id: str):
     if not TRANSACTION_ID.match(transaction_id):
         return problem(404, "not_found", f"No transaction {transaction_id!r}.")
     identity: auth.Identity = app.context["identity"]
@@ -116,14 +121,16 @@ def verify_transaction(transaction_id: str) -> Response:
     except NotFound:
         return problem(404, "not_found", f"No transaction {transaction_id!r}.")
     except AlreadyVerified:
+        metrics.add_metric(name="VerifyConflicts", unit=MetricUnit.Count, value=1)
         return problem(409, "already_verified", f"Transaction {transaction_id!r} is already verified.")
+    metrics.add_metric(name="TransactionsVerified", unit=MetricUnit.Count, value=1)
     fanout.record(metrics, [result.push])
     logger.info("transaction verified", transaction_id=transaction_id, week=result.week.week)
     return ok(200, {"transaction": result.transaction.to_wire(), "week": result.week.to_wire()})
 
 
 @app.get("/income/weekly")
-def weekly_income(weeks: Annotated[int, Query(ge=1, le=104)] = income.SERIES_WEEKS) -> Response:
+def weekly_income(weeks: Annotated[int, Query(ge=1, le=104)] = income.SERIES_WEEKS):
     current = income.week_of(clock.now())
     series = income.series(store, current, weeks)
     return ok(200, {"currentWeek": current, "weeks": [w.to_wire() for w in series]})

@@ -28,12 +28,10 @@ from typing import Any
 
 import boto3
 from boto3.dynamodb.conditions import Key
-from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
 WEEKLY_SERIES = "weekly"
 TRANSACTION_KIND = "transaction"
-_serialize = TypeSerializer().serialize
 
 
 class InvalidCursor(ValueError):
@@ -242,28 +240,30 @@ class Store:
     def verify_transaction(self, transaction: dict[str, Any], by: str, at: str) -> None:
         """Flip pending → verified and add the amount to its week: one DynamoDB transaction.
 
+        (The resource's client takes plain Python values: boto3 serializes them.)
+
         Raises AlreadyVerified or NotFound when the condition fails; the caller's copy of
         `transaction` only supplies the immutable id, amount and week.
         """
         tx_update = {
             "TableName": self.transactions.name,
-            "Key": {"id": _serialize(transaction["id"])},
+            "Key": {"id": transaction["id"]},
             "ConditionExpression": "#status = :pending",
             "UpdateExpression": "SET #status = :verified, verifiedAt = :at, verifiedBy = :by",
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": {
-                ":pending": _serialize("pending"), ":verified": _serialize("verified"),
-                ":at": _serialize(at), ":by": _serialize(by),
+                ":pending": "pending", ":verified": "verified",
+                ":at": at, ":by": by,
             },
         }
         week_update = {
             "TableName": self.weekly_income.name,
-            "Key": {"series": _serialize(WEEKLY_SERIES), "week": _serialize(transaction["week"])},
+            "Key": {"series": WEEKLY_SERIES, "week": transaction["week"]},
             "UpdateExpression": "ADD #total :amount, #count :one SET updatedAt = :at",
             "ExpressionAttributeNames": {"#total": "total", "#count": "count"},
             "ExpressionAttributeValues": {
-                ":amount": _serialize(int(transaction["amount"])), ":one": _serialize(1),
-                ":at": _serialize(at),
+                ":amount": int(transaction["amount"]), ":one": 1,
+                ":at": at,
             },
         }
         for attempt in range(1, 4):
