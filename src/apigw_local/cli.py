@@ -111,10 +111,8 @@ def start(templates: tuple[Path, ...], host: str, port: int, ws_port: int, stage
         max_connection_duration=max_connection_duration, max_concurrency=max_concurrency,
         region=region, stack_name=stack_name, state_dir=state_dir, prewarm=prewarm,
     )
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_run(config), loop_factory=_loop_factory())
-    except KeyboardInterrupt:
-        pass
 
 
 def _loop_factory():  # type: ignore[no-untyped-def]
@@ -135,7 +133,8 @@ async def _run(config: Config) -> None:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)
     except PortInUse as err:
-        click.echo(f"error: cannot listen on {err}; choose another with "
+        click.echo(f"error: cannot listen on {err.host}:{err.port}: the port is in use "
+                   f"({err.reason}); choose another with "
                    f"{'--ws-port' if err.port == config.ws_port else '--port'}", err=True)
         sys.exit(1)
     click.echo("apigw-local is serving:")

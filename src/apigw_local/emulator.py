@@ -158,8 +158,8 @@ class Emulator:
             from .dynamodb import LOCAL_CREDENTIALS, TtlSweeper, provision_tables, seed
 
             creds = LOCAL_CREDENTIALS if self._dynamodb is not None else None
-            await _in_thread(provision_tables, dynamodb_url, list(app.tables.values()), region=app.region,
-                             credentials=creds)
+            await _in_thread(provision_tables, dynamodb_url, list(app.tables.values()),
+                             region=app.region, credentials=creds)
             if c.seed is not None:
                 await _in_thread(seed, dynamodb_url, app, c.seed, credentials=creds)
             if self._dynamodb is not None:  # moto never expires items by TTL: sweep them

@@ -83,7 +83,9 @@ class ConnectionInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _single_and_multi(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str], dict[str, list[str]]]:
+def _single_and_multi(
+    pairs: Iterable[tuple[str, str]],
+) -> tuple[dict[str, str], dict[str, list[str]]]:
     single: dict[str, str] = {}
     multi: dict[str, list[str]] = {}
     for k, v in pairs:
@@ -126,7 +128,8 @@ def handshake_headers(request: HandshakeRequest) -> list[tuple[str, str]]:
     if "x-forwarded-proto" not in present:
         headers.append(("X-Forwarded-Proto", "https" if request.scheme == "wss" else "http"))
     if "x-amzn-trace-id" not in present:
-        headers.append(("X-Amzn-Trace-Id", f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)}"))
+        trace = f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+        headers.append(("X-Amzn-Trace-Id", trace))
     return headers
 
 

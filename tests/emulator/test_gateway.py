@@ -66,7 +66,8 @@ class Harness:
         return [e for f, e in self.invoker.events if f == function]
 
 
-async def make_harness(handlers, routes, quotas=Quotas(), tmp_path=None, stage="dev"):
+async def make_harness(handlers, routes, quotas=None, tmp_path=None, stage="dev"):
+    quotas = quotas or Quotas()
     invoker = FakeInvoker(handlers)
     api = WebSocketApi("Api", "api", "abcdefghij", "$request.body.action",
                        {r.route_key: r for r in routes}, stage)

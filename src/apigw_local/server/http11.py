@@ -65,13 +65,12 @@ class Response:
         except ValueError:
             phrase = "Unknown"
         lines = [f"HTTP/1.1 {self.status} {phrase}"]
-        has_length = False
         for k, v in self.headers:
             lk = k.lower()
             if lk in ("content-length", "transfer-encoding", "connection"):
                 continue
             lines.append(f"{k}: {v}")
-        if not has_length and self.status not in (204, 304) and not (100 <= self.status < 200):
+        if self.status not in (204, 304) and not (100 <= self.status < 200):
             lines.append(f"Content-Length: {len(self.body)}")
         lines.append("Connection: keep-alive" if keep_alive else "Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -80,7 +79,9 @@ class Response:
         return head + self.body
 
 
-def json_response(status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> Response:
+def json_response(
+    status: int, body: bytes, headers: list[tuple[str, str]] | None = None
+) -> Response:
     return Response(status, [("Content-Type", "application/json"), *(headers or [])], body)
 
 

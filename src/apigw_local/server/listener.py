@@ -24,7 +24,7 @@ TLS_HANDSHAKE = 0x16
 class PortInUse(OSError):
     def __init__(self, host: str, port: int, err: OSError) -> None:
         super().__init__(err.errno, f"{host}:{port} is already in use ({err.strerror})")
-        self.host, self.port = host, port
+        self.host, self.port, self.reason = host, port, err.strerror or str(err)
 
 
 class Listener:

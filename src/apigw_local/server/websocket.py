@@ -26,7 +26,7 @@ from websockets.protocol import State as WsState
 from websockets.server import ServerProtocol
 
 from .. import authorizers, events
-from ..connections import Connection, ConnectionRegistry, ManagementError, State
+from ..connections import Connection, ConnectionRegistry, ManagementError
 from ..events import ConnectionInfo, HandshakeRequest, aws_id, now_ms
 from ..model import WebSocketApi
 from ..quotas import (
