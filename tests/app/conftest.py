@@ -23,7 +23,9 @@ from samtranslator.yaml_helper import yaml_parse
 ROOT = Path(__file__).resolve().parents[2]
 LAYER = ROOT / "layers" / "shared"
 if str(LAYER) not in sys.path:
-    sys.path.insert(0, str(LAYER))
+    sys.path.insert(0, str(LAYER))  # as the emulator and Lambda (/opt/python) do
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))  # for `scripts`; appended so it shadows nothing
 
 from realtime import auth, fanout  # noqa: E402
 

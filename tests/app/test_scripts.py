@@ -1,0 +1,65 @@
+"""scripts/token.py, scripts/web_config.py and the local-only dev token function."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from conftest import ROOT, SECRET, LambdaContext, http_event, load_function
+
+from realtime import auth
+from scripts import token as token_script
+from scripts import web_config
+
+
+def test_token_script_prints_a_valid_token(capsys):
+    assert token_script.main(["--user", "alice", "--role", "admin"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert auth.verify(SECRET, printed) == auth.Identity("alice", "admin")
+
+
+def test_token_script_needs_the_secret(capsys, monkeypatch):
+    monkeypatch.delenv("AUTH_SECRET")
+    assert token_script.main(["--user", "alice"]) == 2
+    assert "AUTH_SECRET" in capsys.readouterr().err
+
+
+def test_token_script_rejects_bad_names(capsys):
+    assert token_script.main(["--user", "a b"]) == 2
+    with pytest.raises(SystemExit):
+        token_script.main(["--user", "alice", "--role", "root"])
+
+
+def test_web_config_writes_the_stack_outputs(tmp_path):
+    client = boto3.client("cloudformation", region_name="us-east-1")
+    outputs = [{"OutputKey": "WebSocketUrl", "OutputValue": "wss://a.example/dev"},
+               {"OutputKey": "HttpApiUrl", "OutputValue": "https://b.example"},
+               {"OutputKey": "ManagementApiEndpoint", "OutputValue": "https://a.example/dev"}]
+    with Stubber(client) as stub:
+        stub.add_response("describe_stacks", {"Stacks": [{
+            "StackName": "app", "CreationTime": "2026-11-25T00:00:00Z",
+            "StackStatus": "CREATE_COMPLETE", "Outputs": outputs}]}, {"StackName": "app"})
+        stub.add_client_error("describe_stacks", "ValidationError", "Stack does not exist")
+        target = tmp_path / "config.json"
+        assert web_config.main(["--stack", "app", "--output", str(target)], client) == 0
+        assert json.loads(target.read_text()) == {"websocketUrl": "wss://a.example/dev",
+                                                  "httpApiUrl": "https://b.example"}
+        assert web_config.main(["--stack", "nope", "--output", str(target)], client) == 2
+
+
+def test_dev_token_function(dynamodb):
+    module = load_function("dev_token", ROOT / "local" / "dev_token" / "app.py")
+
+    def call(body):
+        response = module.lambda_handler(http_event("POST", "/dev/token", body=body),
+                                         LambdaContext())
+        return response["statusCode"], json.loads(response["body"])
+
+    status, body = call({"user": "bob", "role": "admin"})
+    assert status == 200 and auth.verify(SECRET, body["token"]) == auth.Identity("bob", "admin")
+    assert auth.verify(SECRET, call({"user": "eve"})[1]["token"]).role == "user"
+    for bad in ({"user": "bad name"}, {"user": "x", "role": "root"}, {}, {"user": "x" * 65}):
+        status, body = call(bad)
+        assert (status, body["code"]) == (400, "invalid_request")
