@@ -19,15 +19,21 @@ from realtime import auth  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.token", description=__doc__.split("\n")[0])
-    parser.add_argument("--user", required=True, help="user id and display name ([A-Za-z0-9_-]{1,64})")
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.token", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--user", required=True, help="user id and display name ([A-Za-z0-9_-]{1,64})"
+    )
     parser.add_argument("--role", default="user", choices=auth.ROLES)
     parser.add_argument("--hours", type=float, default=12, help="validity (default 12)")
     args = parser.parse_args(argv)
     secret = os.environ.get("AUTH_SECRET")
     if not secret:
-        print("error: AUTH_SECRET is not set (use `make token`, or export the stack's AuthSecret)",
-              file=sys.stderr)
+        print(
+            "error: AUTH_SECRET is not set (use `make token`, or export the stack's AuthSecret)",
+            file=sys.stderr,
+        )
         return 2
     try:
         print(auth.issue(secret, args.user, args.role, ttl=timedelta(hours=args.hours)))

@@ -37,8 +37,10 @@ def main(argv: list[str] | None = None, cloudformation: Any | None = None) -> in
         stacks = client.describe_stacks(StackName=args.stack)["Stacks"]
         config = config_from_outputs(stacks[0].get("Outputs", []))
     except NoCredentialsError:
-        print("error: no AWS credentials found (configure a profile or export AWS_PROFILE)",
-              file=sys.stderr)
+        print(
+            "error: no AWS credentials found (configure a profile or export AWS_PROFILE)",
+            file=sys.stderr,
+        )
         return 2
     except (ClientError, BotoCoreError, KeyError, IndexError) as error:
         print(f"error: cannot read stack {args.stack!r}: {error}", file=sys.stderr)

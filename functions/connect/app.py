@@ -11,7 +11,6 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-
 from realtime import auth, fanout
 from realtime.chat import Chat
 from realtime.models import NAME_PATTERN

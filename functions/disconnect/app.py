@@ -5,7 +5,6 @@ import functools
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
-
 from realtime import fanout
 from realtime.chat import Chat
 from realtime.store import Store
@@ -29,6 +28,9 @@ def lambda_handler(event: dict, context: object) -> dict:
     logger.append_keys(connection_id=request["connectionId"])
     results = chat_for(fanout.endpoint_of(request)).disconnect(request["connectionId"])
     fanout.record(metrics, results)
-    logger.info("disconnected", status_code=request.get("disconnectStatusCode"),
-                reason=request.get("disconnectReason"))
+    logger.info(
+        "disconnected",
+        status_code=request.get("disconnectStatusCode"),
+        reason=request.get("disconnectReason"),
+    )
     return {"statusCode": 200}

@@ -8,7 +8,6 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-
 from realtime import fanout
 from realtime.chat import Chat
 from realtime.models import ErrorFrame
@@ -23,8 +22,11 @@ RETENTION_DAYS = int(os.environ.get("MESSAGE_RETENTION_DAYS", "30"))
 
 @functools.cache
 def chat_for(endpoint: str) -> Chat:
-    return Chat(store, fanout.Fanout(fanout.management_client(endpoint), store),
-                retention_days=RETENTION_DAYS)
+    return Chat(
+        store,
+        fanout.Fanout(fanout.management_client(endpoint), store),
+        retention_days=RETENTION_DAYS,
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -18,7 +18,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-
 from realtime import auth, clock, fanout, income, transactions
 from realtime.models import NewTransaction
 from realtime.store import AlreadyVerified, InvalidCursor, NotFound, Store
@@ -44,8 +43,11 @@ def dashboard_fanout() -> fanout.Fanout:
 
 
 def problem(status: int, code: str, message: str) -> Response:
-    return Response(status_code=status, content_type="application/json",
-                    body=json.dumps({"code": code, "message": message}))
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps({"code": code, "message": message}),
+    )
 
 
 def ok(status: int, body: dict) -> Response:
@@ -116,13 +118,16 @@ def verify_transaction(transaction_id: str):
         return problem(404, "not_found", f"No transaction {transaction_id!r}.")
     identity: auth.Identity = app.context["identity"]
     try:
-        result = transactions.verify(store, transaction_id, identity.user, clock.now(),
-                                     dashboard_fanout())
+        result = transactions.verify(
+            store, transaction_id, identity.user, clock.now(), dashboard_fanout()
+        )
     except NotFound:
         return problem(404, "not_found", f"No transaction {transaction_id!r}.")
     except AlreadyVerified:
         metrics.add_metric(name="VerifyConflicts", unit=MetricUnit.Count, value=1)
-        return problem(409, "already_verified", f"Transaction {transaction_id!r} is already verified.")
+        return problem(
+            409, "already_verified", f"Transaction {transaction_id!r} is already verified."
+        )
     metrics.add_metric(name="TransactionsVerified", unit=MetricUnit.Count, value=1)
     fanout.record(metrics, [result.push])
     logger.info("transaction verified", transaction_id=transaction_id, week=result.week.week)

@@ -7,7 +7,6 @@ import os
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-
 from realtime import auth
 from realtime.models import TokenRequest
 
@@ -19,9 +18,13 @@ app = APIGatewayHttpResolver(enable_validation=True, cors=CORSConfig(allow_origi
 def invalid_request(error: RequestValidationError) -> Response:
     message = "; ".join(
         f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
-        for e in error.errors())
-    return Response(status_code=400, content_type="application/json",
-                    body=json.dumps({"code": "invalid_request", "message": message}))
+        for e in error.errors()
+    )
+    return Response(
+        status_code=400,
+        content_type="application/json",
+        body=json.dumps({"code": "invalid_request", "message": message}),
+    )
 
 
 @app.post("/dev/token")

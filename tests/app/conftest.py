@@ -47,17 +47,24 @@ def template() -> dict[str, Any]:
 
 
 def table_definitions() -> dict[str, dict[str, Any]]:
-    return {lid: r["Properties"] for lid, r in template()["Resources"].items()
-            if r["Type"] == "AWS::DynamoDB::Table"}
+    return {
+        lid: r["Properties"]
+        for lid, r in template()["Resources"].items()
+        if r["Type"] == "AWS::DynamoDB::Table"
+    }
 
 
 @pytest.fixture(autouse=True)
 def _env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_SERVICE_NAME": "test",
-        "POWERTOOLS_METRICS_NAMESPACE": "Test", "AUTH_SECRET": SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_SERVICE_NAME": "test",
+        "POWERTOOLS_METRICS_NAMESPACE": "Test",
+        "AUTH_SECRET": SECRET,
         "MANAGEMENT_API_ENDPOINT": ENDPOINT,
     }.items():
         monkeypatch.setenv(name, value)
@@ -74,9 +81,18 @@ def dynamodb():
     with mock_aws():
         resource = boto3.resource("dynamodb")
         for lid, props in table_definitions().items():
-            args = {k: v for k, v in props.items()
-                    if k in ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes",
-                             "LocalSecondaryIndexes", "BillingMode")}
+            args = {
+                k: v
+                for k, v in props.items()
+                if k
+                in (
+                    "AttributeDefinitions",
+                    "KeySchema",
+                    "GlobalSecondaryIndexes",
+                    "LocalSecondaryIndexes",
+                    "BillingMode",
+                )
+            }
             resource.create_table(TableName=os.environ[TABLE_ENV[lid]], **args)
         yield resource
 
@@ -84,6 +100,7 @@ def dynamodb():
 @pytest.fixture
 def store(dynamodb):
     from realtime.store import Store
+
     return Store.from_env(dynamodb)
 
 
@@ -98,12 +115,18 @@ class FakeManagement:
         self._lock = threading.Lock()
 
     def post_to_connection(self, ConnectionId: str, Data: bytes) -> dict:  # noqa: N803
-        for ids, code, status in ((self.gone, "GoneException", 410),
-                                  (self.broken, "InternalServerError", 500)):
+        for ids, code, status in (
+            (self.gone, "GoneException", 410),
+            (self.broken, "InternalServerError", 500),
+        ):
             if ConnectionId in ids:
-                raise ClientError({"Error": {"Code": code, "Message": code},
-                                   "ResponseMetadata": {"HTTPStatusCode": status}},
-                                  "PostToConnection")
+                raise ClientError(
+                    {
+                        "Error": {"Code": code, "Message": code},
+                        "ResponseMetadata": {"HTTPStatusCode": status},
+                    },
+                    "PostToConnection",
+                )
         with self._lock:
             self.posts.append((ConnectionId, Data))
         return {}
@@ -154,14 +177,25 @@ class LambdaContext:
         self.aws_request_id = self.aws_request_id or str(uuid.uuid4())
 
 
-def ws_event(route: str, connection_id: str, *, body: str | None = None,
-             query: dict[str, str] | None = None, binary: bool = False) -> dict:
+def ws_event(
+    route: str,
+    connection_id: str,
+    *,
+    body: str | None = None,
+    query: dict[str, str] | None = None,
+    binary: bool = False,
+) -> dict:
     event: dict[str, Any] = {
         "requestContext": {
-            "routeKey": route, "eventType": {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}
-            .get(route, "MESSAGE"), "connectionId": connection_id, "domainName": DOMAIN,
-            "stage": STAGE, "requestId": str(uuid.uuid4()), "apiId": "abc123defg",
-            "connectedAt": 1764095400000, "requestTimeEpoch": 1764095400000,
+            "routeKey": route,
+            "eventType": {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route, "MESSAGE"),
+            "connectionId": connection_id,
+            "domainName": DOMAIN,
+            "stage": STAGE,
+            "requestId": str(uuid.uuid4()),
+            "apiId": "abc123defg",
+            "connectedAt": 1764095400000,
+            "requestTimeEpoch": 1764095400000,
         },
         "isBase64Encoded": binary,
     }
@@ -173,24 +207,47 @@ def ws_event(route: str, connection_id: str, *, body: str | None = None,
     return event
 
 
-def http_event(method: str, path: str, *, token: str | None = None, body: Any = None,
-               query: dict[str, str] | None = None, raw_body: str | None = None) -> dict:
+def http_event(
+    method: str,
+    path: str,
+    *,
+    token: str | None = None,
+    body: Any = None,
+    query: dict[str, str] | None = None,
+    raw_body: str | None = None,
+) -> dict:
     headers = {"content-type": "application/json", "host": "api.local"}
     if token is not None:
         headers["authorization"] = f"Bearer {token}"
     from urllib.parse import urlencode
+
     return {
-        "version": "2.0", "routeKey": "$default", "rawPath": path,
-        "rawQueryString": urlencode(query or {}), "headers": headers,
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": urlencode(query or {}),
+        "headers": headers,
         "queryStringParameters": query,
         "requestContext": {
-            "accountId": "123456789012", "apiId": "httpapi", "domainName": "api.local",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
-                     "sourceIp": "127.0.0.1", "userAgent": "pytest"},
-            "requestId": str(uuid.uuid4()), "routeKey": "$default", "stage": "$default",
-            "time": "25/Nov/2026:18:30:00 +0000", "timeEpoch": 1764095400000,
+            "accountId": "123456789012",
+            "apiId": "httpapi",
+            "domainName": "api.local",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "pytest",
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "25/Nov/2026:18:30:00 +0000",
+            "timeEpoch": 1764095400000,
         },
-        "body": raw_body if raw_body is not None else (json.dumps(body) if body is not None else None),
+        "body": raw_body
+        if raw_body is not None
+        else (json.dumps(body) if body is not None else None),
         "isBase64Encoded": False,
     }
 
@@ -208,24 +265,33 @@ class App:
         self.message_fn = load_function("message")
         self.disconnect_fn = load_function("disconnect")
 
-    def connect(self, connection_id: str, user: str = "alice", role: str = "user",
-                room: str | None = None, token_value: str | None = "") -> dict:
+    def connect(
+        self,
+        connection_id: str,
+        user: str = "alice",
+        role: str = "user",
+        room: str | None = None,
+        token_value: str | None = "",
+    ) -> dict:
         query = {}
         if token_value is not None:
             query["token"] = token_value or token(user, role)
         if room:
             query["room"] = room
         return self.connect_fn.lambda_handler(
-            ws_event("$connect", connection_id, query=query or None), LambdaContext())
+            ws_event("$connect", connection_id, query=query or None), LambdaContext()
+        )
 
     def send(self, connection_id: str, frame: Any, **kwargs: Any) -> dict:
         body = frame if isinstance(frame, str) else json.dumps(frame)
         return self.message_fn.lambda_handler(
-            ws_event("$default", connection_id, body=body, **kwargs), LambdaContext())
+            ws_event("$default", connection_id, body=body, **kwargs), LambdaContext()
+        )
 
     def disconnect(self, connection_id: str) -> dict:
-        return self.disconnect_fn.lambda_handler(ws_event("$disconnect", connection_id),
-                                                 LambdaContext())
+        return self.disconnect_fn.lambda_handler(
+            ws_event("$disconnect", connection_id), LambdaContext()
+        )
 
 
 @pytest.fixture
@@ -235,5 +301,7 @@ def app(dynamodb, management) -> App:
 
 def table_items(dynamodb) -> dict[str, list[dict]]:
     """Every item of every table (tests only: a Scan is fine here)."""
-    return {env: sorted(dynamodb.Table(os.environ[env]).scan()["Items"], key=repr)
-            for env in TABLE_ENV.values()}
+    return {
+        env: sorted(dynamodb.Table(os.environ[env]).scan()["Items"], key=repr)
+        for env in TABLE_ENV.values()
+    }

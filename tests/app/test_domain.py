@@ -11,7 +11,6 @@ import jwt
 import pytest
 from botocore.stub import Stubber
 from conftest import SECRET
-
 from realtime import auth, fanout, ids, income
 from realtime.models import JoinedFrame, MessageFrame
 from realtime.store import InvalidCursor, decode_cursor, encode_cursor, room_target
@@ -28,12 +27,15 @@ def test_tokens_round_trip_and_carry_the_claims():
     assert auth.verify(SECRET, token) == auth.Identity("alice", "admin")
 
 
-@pytest.mark.parametrize("claims", [
-    {"sub": "alice", "role": "root"},
-    {"sub": "al ice", "role": "user"},
-    {"role": "user"},
-    {"sub": "alice"},
-])
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"sub": "alice", "role": "root"},
+        {"sub": "al ice", "role": "user"},
+        {"role": "user"},
+        {"sub": "alice"},
+    ],
+)
 def test_tokens_with_bad_claims_are_refused(claims):
     now = int(time.time())
     token = jwt.encode({"iat": now, "exp": now + 60, **claims}, SECRET, algorithm="HS256")
@@ -45,8 +47,9 @@ def test_tokens_without_expiry_or_with_another_algorithm_are_refused():
     now = int(time.time())
     with pytest.raises(auth.AuthError):
         auth.verify(SECRET, jwt.encode({"sub": "a", "role": "user", "iat": now}, SECRET))
-    unsigned = jwt.encode({"sub": "a", "role": "admin", "iat": now, "exp": now + 60}, None,
-                          algorithm="none")
+    unsigned = jwt.encode(
+        {"sub": "a", "role": "admin", "iat": now, "exp": now + 60}, None, algorithm="none"
+    )
     with pytest.raises(auth.AuthError):
         auth.verify(SECRET, unsigned)
     with pytest.raises(auth.AuthError, match="expired"):
@@ -62,10 +65,17 @@ def test_issue_validates_its_input():
         auth.issue(SECRET, "alice", "superuser")
 
 
-@pytest.mark.parametrize(("header", "expected"), [
-    ("Bearer abc", "abc"), ("bearer  abc ", "abc"), ("Basic abc", None), ("Bearer", None),
-    (None, None), ("", None),
-])
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("Bearer abc", "abc"),
+        ("bearer  abc ", "abc"),
+        ("Basic abc", None),
+        ("Bearer", None),
+        (None, None),
+        ("", None),
+    ],
+)
 def test_bearer_header(header, expected):
     assert auth.bearer(header) == expected
 
@@ -73,15 +83,18 @@ def test_bearer_header(header, expected):
 # --- income -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("instant", "week"), [
-    ("2026-11-29T23:59:59.999+00:00", "2026-W48"),  # Sunday
-    ("2026-11-30T00:00:00+00:00", "2026-W49"),      # Monday
-    ("2026-11-30T00:30:00+01:00", "2026-W48"),      # Monday in Paris is Sunday in UTC
-    ("2026-12-31T12:00:00+00:00", "2026-W53"),      # 2026 has 53 ISO weeks
-    ("2027-01-03T23:59:59+00:00", "2026-W53"),
-    ("2027-01-04T00:00:00+00:00", "2027-W01"),
-    ("2025-12-29T00:00:00+00:00", "2026-W01"),      # ISO 2026 starts in December 2025
-])
+@pytest.mark.parametrize(
+    ("instant", "week"),
+    [
+        ("2026-11-29T23:59:59.999+00:00", "2026-W48"),  # Sunday
+        ("2026-11-30T00:00:00+00:00", "2026-W49"),  # Monday
+        ("2026-11-30T00:30:00+01:00", "2026-W48"),  # Monday in Paris is Sunday in UTC
+        ("2026-12-31T12:00:00+00:00", "2026-W53"),  # 2026 has 53 ISO weeks
+        ("2027-01-03T23:59:59+00:00", "2026-W53"),
+        ("2027-01-04T00:00:00+00:00", "2027-W01"),
+        ("2025-12-29T00:00:00+00:00", "2026-W01"),  # ISO 2026 starts in December 2025
+    ],
+)
 def test_week_of(instant, week):
     assert income.week_of(datetime.fromisoformat(instant)) == week
 
@@ -94,10 +107,12 @@ def test_weeks_ending_crosses_the_year():
 
 
 def test_series_fills_empty_weeks_with_zeros(store):
-    store.weekly_income.put_item(Item={"series": "weekly", "week": "2026-W53", "total": 5,
-                                       "count": 1})
-    store.weekly_income.put_item(Item={"series": "weekly", "week": "2026-W40", "total": 9,
-                                       "count": 1})  # outside the window
+    store.weekly_income.put_item(
+        Item={"series": "weekly", "week": "2026-W53", "total": 5, "count": 1}
+    )
+    store.weekly_income.put_item(
+        Item={"series": "weekly", "week": "2026-W40", "total": 9, "count": 1}
+    )  # outside the window
     weeks = income.series(store, "2027-W01", 3)
     assert [w.to_wire() for w in weeks] == [
         {"week": "2026-W52", "total": 0, "count": 0},
@@ -118,9 +133,15 @@ def test_ids_sort_by_time():
 def test_cursors_round_trip_and_are_checked():
     cursor = encode_cursor({"room": "general", "id": "01X"})
     assert decode_cursor(cursor, keys={"room", "id"}, fixed={"room": "general"}) == {
-        "room": "general", "id": "01X"}
-    for bad in ("!!", encode_cursor({"room": "general"}), encode_cursor({"room": 1, "id": "x"}),
-                "bm90IGpzb24"):
+        "room": "general",
+        "id": "01X",
+    }
+    for bad in (
+        "!!",
+        encode_cursor({"room": "general"}),
+        encode_cursor({"room": 1, "id": "x"}),
+        "bm90IGpzb24",
+    ):
         with pytest.raises(InvalidCursor):
             decode_cursor(bad, keys={"room", "id"})
     with pytest.raises(InvalidCursor):
@@ -156,8 +177,9 @@ def test_fanout_reaches_a_room_larger_than_one_query_page(store, management, mon
     store.page_size = 3
     counter = CountingQueries(store, monkeypatch)
     frame = JoinedFrame(room="big", user="x")
-    result = fanout.Fanout(management, store, workers=4).to_target(room_target("big"), frame,
-                                                                   exclude={"c005"})
+    result = fanout.Fanout(management, store, workers=4).to_target(
+        room_target("big"), frame, exclude={"c005"}
+    )
     assert counter.pages == 4  # 3 + 3 + 3 + 2, one Query each: never a Scan
     assert (result.recipients, result.sent, result.gone, result.failed) == (10, 10, [], 0)
     assert sorted(c for c, _ in management.posts) == [f"c{n:03d}" for n in range(11) if n != 5]
@@ -170,17 +192,24 @@ def test_gone_exception_deletes_the_connection_and_its_memberships(store):
     """A real Management API client, its answers stubbed by botocore's Stubber."""
     add_members(store, "general", 3)
     store.add_member(room_target("random"), "c001", "user1", 2**31)
-    client = boto3.client("apigatewaymanagementapi", endpoint_url="https://example.com/dev",
-                          region_name="us-east-1")
-    frame = MessageFrame(room="general", id="01X", sender="user0", text="hi",
-                         sent_at="2026-11-25T00:00:00.000Z")
+    client = boto3.client(
+        "apigatewaymanagementapi", endpoint_url="https://example.com/dev", region_name="us-east-1"
+    )
+    frame = MessageFrame(
+        room="general", id="01X", sender="user0", text="hi", sent_at="2026-11-25T00:00:00.000Z"
+    )
     with Stubber(client) as stub:
         # workers=1: posts happen in query order (c000, c001, c002), so answers line up.
-        stub.add_response("post_to_connection", {}, {"ConnectionId": "c000", "Data": frame.encode()})
-        stub.add_client_error("post_to_connection", "GoneException", http_status_code=410,
-                              expected_params={"ConnectionId": "c001", "Data": frame.encode()})
-        stub.add_client_error("post_to_connection", "LimitExceededException",
-                              http_status_code=429)
+        stub.add_response(
+            "post_to_connection", {}, {"ConnectionId": "c000", "Data": frame.encode()}
+        )
+        stub.add_client_error(
+            "post_to_connection",
+            "GoneException",
+            http_status_code=410,
+            expected_params={"ConnectionId": "c001", "Data": frame.encode()},
+        )
+        stub.add_client_error("post_to_connection", "LimitExceededException", http_status_code=429)
         result = fanout.Fanout(client, store, workers=1).to_target(room_target("general"), frame)
         stub.assert_no_pending_responses()
     assert (result.sent, result.gone, result.failed) == (1, ["c001"], 1)
@@ -197,4 +226,6 @@ def test_management_clients_are_shared_per_endpoint_and_sized_to_the_pool():
     assert fanout.management_client("https://two.example/dev") is not a
     assert a.meta.endpoint_url == "https://one.example/dev"
     assert a.meta.config.max_pool_connections == fanout.POOL_SIZE
-    assert fanout.endpoint_of({"domainName": "x.example", "stage": "prod"}) == "https://x.example/prod"
+    assert (
+        fanout.endpoint_of({"domainName": "x.example", "stage": "prod"}) == "https://x.example/prod"
+    )

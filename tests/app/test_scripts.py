@@ -8,8 +8,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from conftest import ROOT, SECRET, LambdaContext, http_event, load_function
-
 from realtime import auth
+
 from scripts import token as token_script
 from scripts import web_config
 
@@ -34,18 +34,33 @@ def test_token_script_rejects_bad_names(capsys):
 
 def test_web_config_writes_the_stack_outputs(tmp_path):
     client = boto3.client("cloudformation", region_name="us-east-1")
-    outputs = [{"OutputKey": "WebSocketUrl", "OutputValue": "wss://a.example/dev"},
-               {"OutputKey": "HttpApiUrl", "OutputValue": "https://b.example"},
-               {"OutputKey": "ManagementApiEndpoint", "OutputValue": "https://a.example/dev"}]
+    outputs = [
+        {"OutputKey": "WebSocketUrl", "OutputValue": "wss://a.example/dev"},
+        {"OutputKey": "HttpApiUrl", "OutputValue": "https://b.example"},
+        {"OutputKey": "ManagementApiEndpoint", "OutputValue": "https://a.example/dev"},
+    ]
     with Stubber(client) as stub:
-        stub.add_response("describe_stacks", {"Stacks": [{
-            "StackName": "app", "CreationTime": "2026-11-25T00:00:00Z",
-            "StackStatus": "CREATE_COMPLETE", "Outputs": outputs}]}, {"StackName": "app"})
+        stub.add_response(
+            "describe_stacks",
+            {
+                "Stacks": [
+                    {
+                        "StackName": "app",
+                        "CreationTime": "2026-11-25T00:00:00Z",
+                        "StackStatus": "CREATE_COMPLETE",
+                        "Outputs": outputs,
+                    }
+                ]
+            },
+            {"StackName": "app"},
+        )
         stub.add_client_error("describe_stacks", "ValidationError", "Stack does not exist")
         target = tmp_path / "config.json"
         assert web_config.main(["--stack", "app", "--output", str(target)], client) == 0
-        assert json.loads(target.read_text()) == {"websocketUrl": "wss://a.example/dev",
-                                                  "httpApiUrl": "https://b.example"}
+        assert json.loads(target.read_text()) == {
+            "websocketUrl": "wss://a.example/dev",
+            "httpApiUrl": "https://b.example",
+        }
         assert web_config.main(["--stack", "nope", "--output", str(target)], client) == 2
 
 
@@ -53,8 +68,9 @@ def test_dev_token_function(dynamodb):
     module = load_function("dev_token", ROOT / "local" / "dev_token" / "app.py")
 
     def call(body):
-        response = module.lambda_handler(http_event("POST", "/dev/token", body=body),
-                                         LambdaContext())
+        response = module.lambda_handler(
+            http_event("POST", "/dev/token", body=body), LambdaContext()
+        )
         return response["statusCode"], json.loads(response["body"])
 
     status, body = call({"user": "bob", "role": "admin"})

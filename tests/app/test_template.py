@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, TABLE_ENV, table_definitions, template
+from realtime import income
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
-
-from realtime import income
 
 FUNCTIONS = ("ConnectFunction", "MessageFunction", "DisconnectFunction", "VerifyTxFunction")
 
@@ -22,9 +21,12 @@ class StubPolicyLoader:
     """SAM asks for managed policy ARNs (Tracing adds AWSXrayWriteOnlyAccess)."""
 
     def load(self) -> dict[str, str]:
-        return {"AWSXrayWriteOnlyAccess": "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
-                "AWSLambdaBasicExecutionRole":
-                    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}
+        return {
+            "AWSXrayWriteOnlyAccess": "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+            "AWSLambdaBasicExecutionRole": (
+                "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+            ),
+        }
 
 
 def packaged(doc: dict) -> dict:
@@ -49,8 +51,9 @@ def resources_of(doc: dict, rtype: str) -> dict:
 
 def test_cfn_lint_reports_nothing():
     lint = Path(sys.executable).with_name("cfn-lint")
-    result = subprocess.run([str(lint), str(ROOT / "template.yaml")], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [str(lint), str(ROOT / "template.yaml")], capture_output=True, text=True, timeout=120
+    )
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
@@ -61,13 +64,15 @@ def test_sam_transform_makes_functions_roles_and_http_routes(transformed):
         props = functions[name]["Properties"]
         assert props["Runtime"] == "python3.13" and props["Handler"] == "app.lambda_handler"
         assert props["TracingConfig"] == {"Mode": "Active"}
-        assert props["Layers"] == [{"Ref": next(iter(resources_of(
-            transformed, "AWS::Lambda::LayerVersion")))}]
+        assert props["Layers"] == [
+            {"Ref": next(iter(resources_of(transformed, "AWS::Lambda::LayerVersion")))}
+        ]
     routes = transformed["Resources"]["ServerlessHttpApi"]["Properties"]["Body"]["paths"]
     assert set(routes) == {"/transactions", "/transactions/{id}/verify", "/income/weekly"}
     assert set(routes["/transactions"]) == {"get", "post"}
     cors = transformed["Resources"]["ServerlessHttpApi"]["Properties"]["Body"][
-        "x-amazon-apigateway-cors"]
+        "x-amazon-apigateway-cors"
+    ]
     assert cors["allowOrigins"] == ["*"] and "authorization" in cors["allowHeaders"]
 
 
@@ -78,8 +83,11 @@ def statements(doc: dict, function: str) -> list[dict]:
 
 def test_manage_connections_is_scoped_to_the_stage(transformed):
     for function in FUNCTIONS:
-        [grant] = [s for s in statements(transformed, function)
-                   if "execute-api:ManageConnections" in json.dumps(s["Action"])]
+        [grant] = [
+            s
+            for s in statements(transformed, function)
+            if "execute-api:ManageConnections" in json.dumps(s["Action"])
+        ]
         resource = grant["Resource"]["Fn::Sub"]
         assert resource.endswith(":${WebSocketApi}/${StageName}/POST/@connections/*")
 
@@ -87,13 +95,25 @@ def test_manage_connections_is_scoped_to_the_stage(transformed):
 def test_no_wildcard_actions_or_resources(transformed):
     for function in FUNCTIONS:
         for statement in statements(transformed, function):
-            actions = statement["Action"] if isinstance(statement["Action"], list) else [
-                statement["Action"]]
+            actions = (
+                statement["Action"]
+                if isinstance(statement["Action"], list)
+                else [statement["Action"]]
+            )
             assert all("*" not in a for a in actions), (function, actions)
             assert statement["Resource"] != "*"
-            assert all(not a.startswith("dynamodb:") or a in {
-                "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                "dynamodb:DeleteItem", "dynamodb:Query"} for a in actions)
+            assert all(
+                not a.startswith("dynamodb:")
+                or a
+                in {
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                    "dynamodb:Query",
+                }
+                for a in actions
+            )
 
 
 def granted(doc: dict, function: str) -> set[tuple[str, str]]:
@@ -110,8 +130,14 @@ def granted(doc: dict, function: str) -> set[tuple[str, str]]:
 
 
 def test_each_function_gets_only_what_it_uses(transformed):
-    connect, message = granted(transformed, "ConnectFunction"), granted(transformed, "MessageFunction")
-    disconnect, verify = granted(transformed, "DisconnectFunction"), granted(transformed, "VerifyTxFunction")
+    connect, message = (
+        granted(transformed, "ConnectFunction"),
+        granted(transformed, "MessageFunction"),
+    )
+    disconnect, verify = (
+        granted(transformed, "DisconnectFunction"),
+        granted(transformed, "VerifyTxFunction"),
+    )
     assert ("dynamodb:PutItem", "ConnectionsTable") in connect
     assert not any(t == "MessagesTable" or t == "TransactionsTable" for _, t in connect)
     assert ("dynamodb:PutItem", "MessagesTable") in message
@@ -127,11 +153,17 @@ def test_websocket_api_routes_stage_and_permissions():
     [api] = [r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Api"]
     assert api["Properties"]["ProtocolType"] == "WEBSOCKET"
     assert api["Properties"]["RouteSelectionExpression"] == "$request.body.action"
-    routes = {r["Properties"]["RouteKey"]: r["Properties"]["Target"]
-              for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Route"}
+    routes = {
+        r["Properties"]["RouteKey"]: r["Properties"]["Target"]
+        for r in resources.values()
+        if r["Type"] == "AWS::ApiGatewayV2::Route"
+    }
     assert set(routes) == {"$connect", "$default", "$disconnect"}
-    integrations = {lid: r["Properties"] for lid, r in resources.items()
-                    if r["Type"] == "AWS::ApiGatewayV2::Integration"}
+    integrations = {
+        lid: r["Properties"]
+        for lid, r in resources.items()
+        if r["Type"] == "AWS::ApiGatewayV2::Integration"
+    }
     for target in routes.values():
         integration = integrations[target["Fn::Sub"].removeprefix("integrations/${").rstrip("}")]
         assert integration["IntegrationType"] == "AWS_PROXY"
@@ -139,13 +171,17 @@ def test_websocket_api_routes_stage_and_permissions():
     assert len(deployment["DependsOn"]) == 3
     permissions = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
     assert {p["Properties"]["FunctionName"]["Ref"] for p in permissions} == {
-        "ConnectFunction", "MessageFunction", "DisconnectFunction"}
+        "ConnectFunction",
+        "MessageFunction",
+        "DisconnectFunction",
+    }
     outputs = template()["Outputs"]
     assert outputs["WebSocketUrl"]["Value"]["Fn::Sub"].startswith("wss://${WebSocketApi}.")
     assert outputs["ManagementApiEndpoint"]["Value"]["Fn::Sub"].endswith("/${StageName}")
     env = resources["VerifyTxFunction"]["Properties"]["Environment"]["Variables"]
     assert env["MANAGEMENT_API_ENDPOINT"]["Fn::Sub"] == (
-        "https://${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${StageName}")
+        "https://${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${StageName}"
+    )
 
 
 def test_tables_are_on_demand_with_ttl_where_ephemeral():

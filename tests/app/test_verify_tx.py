@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import LambdaContext, http_event, load_function, token
-
 from realtime import clock, income
 from realtime.store import channel_target
 
@@ -20,8 +19,9 @@ def api(dynamodb, management):
     module = load_function("verify_tx")
 
     def call(method, path, *, auth=ADMIN, **kwargs):
-        response = module.lambda_handler(http_event(method, path, token=auth, **kwargs),
-                                         LambdaContext())
+        response = module.lambda_handler(
+            http_event(method, path, token=auth, **kwargs), LambdaContext()
+        )
         body = json.loads(response["body"]) if response.get("body") else None
         return response["statusCode"], body
 
@@ -31,15 +31,23 @@ def api(dynamodb, management):
 
 
 def create(api, amount=1250, **extra):
-    status, body = api("POST", "/transactions", body={"amount": amount, "description": "x", **extra})
+    status, body = api(
+        "POST", "/transactions", body={"amount": amount, "description": "x", **extra}
+    )
     assert status == 201, body
     return body["transaction"]
 
 
 def test_create_transaction(api):
-    status, body = api("POST", "/transactions",
-                       body={"amount": 1250, "description": " Invoice 7 ",
-                             "createdAt": "2026-11-23T10:00:00+01:00"})
+    status, body = api(
+        "POST",
+        "/transactions",
+        body={
+            "amount": 1250,
+            "description": " Invoice 7 ",
+            "createdAt": "2026-11-23T10:00:00+01:00",
+        },
+    )
     assert status == 201
     t = body["transaction"]
     assert t["amount"] == 1250 and t["description"] == "Invoice 7" and t["status"] == "pending"
@@ -47,21 +55,24 @@ def test_create_transaction(api):
     assert "verifiedAt" not in t and len(t["id"]) == 26
 
 
-@pytest.mark.parametrize("body", [
-    {"amount": 0, "description": "x"},
-    {"amount": -5, "description": "x"},
-    {"amount": 12.5, "description": "x"},
-    {"amount": 12.0, "description": "x"},
-    {"amount": "1250", "description": "x"},
-    {"amount": True, "description": "x"},
-    {"amount": 10_000_000_001, "description": "x"},
-    {"description": "x"},
-    {"amount": 100},
-    {"amount": 100, "description": "   "},
-    {"amount": 100, "description": "x", "status": "verified"},
-    {"amount": 100, "description": "x", "createdAt": "yesterday"},
-    {"amount": 100, "description": "x", "createdAt": "2026-11-23T10:00:00"},  # no zone
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"amount": 0, "description": "x"},
+        {"amount": -5, "description": "x"},
+        {"amount": 12.5, "description": "x"},
+        {"amount": 12.0, "description": "x"},
+        {"amount": "1250", "description": "x"},
+        {"amount": True, "description": "x"},
+        {"amount": 10_000_000_001, "description": "x"},
+        {"description": "x"},
+        {"amount": 100},
+        {"amount": 100, "description": "   "},
+        {"amount": 100, "description": "x", "status": "verified"},
+        {"amount": 100, "description": "x", "createdAt": "yesterday"},
+        {"amount": 100, "description": "x", "createdAt": "2026-11-23T10:00:00"},  # no zone
+    ],
+)
 def test_create_rejects_bad_bodies(api, store, body):
     status, answer = api("POST", "/transactions", body=body)
     assert status == 400 and answer["code"] == "invalid_request" and answer["message"]
@@ -71,8 +82,9 @@ def test_create_rejects_bad_bodies(api, store, body):
 def test_create_rejects_bad_json_and_future_dates(api):
     assert api("POST", "/transactions", raw_body="{nope")[0] == 400
     future = clock.iso(clock.now() + timedelta(days=2))
-    status, body = api("POST", "/transactions", body={"amount": 1, "description": "x",
-                                                      "createdAt": future})
+    status, body = api(
+        "POST", "/transactions", body={"amount": 1, "description": "x", "createdAt": future}
+    )
     assert (status, body["code"]) == (400, "invalid_request")
 
 
@@ -80,10 +92,15 @@ def test_largest_amount_is_accepted(api):
     assert create(api, 10_000_000_000)["amount"] == 10_000_000_000
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("POST", "/transactions"), ("GET", "/transactions"),
-    ("POST", "/transactions/abc/verify"), ("GET", "/income/weekly"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/transactions"),
+        ("GET", "/transactions"),
+        ("POST", "/transactions/abc/verify"),
+        ("GET", "/income/weekly"),
+    ],
+)
 def test_every_route_needs_an_admin_token(api, method, path):
     body = {"amount": 1, "description": "x"} if method == "POST" else None
     status, answer = api(method, path, auth=None, body=body)
@@ -115,8 +132,10 @@ def test_list_by_status_newest_first_with_paging(api):
     assert [t["id"] for t in everything["transactions"]] == ids[::-1]
 
 
-@pytest.mark.parametrize("query", [{"status": "lost"}, {"limit": "0"}, {"limit": "101"},
-                                   {"limit": "many"}, {"next": "garbage"}])
+@pytest.mark.parametrize(
+    "query",
+    [{"status": "lost"}, {"limit": "0"}, {"limit": "101"}, {"limit": "many"}, {"next": "garbage"}],
+)
 def test_list_rejects_bad_queries(api, query):
     status, body = api("GET", "/transactions", query=query)
     assert (status, body["code"]) == (400, "invalid_request")
@@ -142,12 +161,16 @@ def test_verify_flips_status_adds_to_week_and_pushes_to_dashboards(api, app, sto
     assert body["transaction"]["verifiedBy"] == "root" and body["transaction"]["verifiedAt"]
     assert body["week"] == {"week": t["week"], "total": 1250, "count": 1}
     [push] = api.management.frames("admin-ws")
-    assert push["type"] == "income" and push["updated"] == {"week": t["week"],
-                                                             "transactionId": t["id"]}
+    assert push["type"] == "income" and push["updated"] == {
+        "week": t["week"],
+        "transactionId": t["id"],
+    }
     assert push["weeks"][-1] == {"week": t["week"], "total": 1250, "count": 1}
     assert len(push["weeks"]) == 12
     assert api.management.frames("user-ws") == []
-    assert api.management.endpoints[-1] == "https://abc123defg.execute-api.us-east-1.amazonaws.com/dev"
+    assert (
+        api.management.endpoints[-1] == "https://abc123defg.execute-api.us-east-1.amazonaws.com/dev"
+    )
     stored = store.get_transaction(t["id"])
     assert stored["status"] == "verified"
 
@@ -201,6 +224,7 @@ def test_the_condition_refuses_a_stale_pending_read(api, store):
     """Even when the caller read `pending` before someone else verified, the write's
     condition refuses it: the database decides, not the earlier read."""
     from realtime.store import AlreadyVerified
+
     t = create(api, 300)
     stale = store.get_transaction(t["id"])
     store.verify_transaction(stale, by="first", at="2026-11-25T00:00:00.000Z")
@@ -216,9 +240,11 @@ def test_verify_unknown_id_is_404(api, store):
     status, body = api("POST", "/transactions/has%20space/verify")
     assert status == 404
     from realtime.store import NotFound
+
     with pytest.raises(NotFound):
-        store.verify_transaction({"id": "ghost", "amount": 1, "week": "2026-W48"}, by="x",
-                                 at="2026-11-25T00:00:00.000Z")
+        store.verify_transaction(
+            {"id": "ghost", "amount": 1, "week": "2026-W48"}, by="x", at="2026-11-25T00:00:00.000Z"
+        )
     assert store.week_totals("2026-W48", "2026-W48") == {}
 
 
@@ -226,9 +252,9 @@ def test_weekly_aggregation_across_week_and_year_boundaries(api, monkeypatch):
     monkeypatch.setattr(clock, "now", lambda: datetime(2027, 1, 6, 12, tzinfo=UTC))
     ids = {}
     for name, created, amount in [
-        ("sun", "2026-12-27T23:59:59.999Z", 100),   # Sunday: last moment of 2026-W52
-        ("mon", "2026-12-28T00:00:00.000Z", 20),    # Monday: 2026-W53 begins
-        ("sun2", "2027-01-03T23:59:59.000Z", 3),    # still 2026-W53 (ISO year 2026)
+        ("sun", "2026-12-27T23:59:59.999Z", 100),  # Sunday: last moment of 2026-W52
+        ("mon", "2026-12-28T00:00:00.000Z", 20),  # Monday: 2026-W53 begins
+        ("sun2", "2027-01-03T23:59:59.000Z", 3),  # still 2026-W53 (ISO year 2026)
         ("mon2", "2027-01-04T00:00:00.000Z", 4000),  # 2027-W01
         ("late", "2027-01-05T08:00:00.000Z", 50000),  # 2027-W01
     ]:
@@ -236,7 +262,11 @@ def test_weekly_aggregation_across_week_and_year_boundaries(api, monkeypatch):
         ids[name] = t
         assert api("POST", f"/transactions/{t['id']}/verify")[0] == 200
     assert [ids[n]["week"] for n in ("sun", "mon", "sun2", "mon2")] == [
-        "2026-W52", "2026-W53", "2026-W53", "2027-W01"]
+        "2026-W52",
+        "2026-W53",
+        "2026-W53",
+        "2027-W01",
+    ]
     status, body = api("GET", "/income/weekly", query={"weeks": "4"})
     assert status == 200 and body["currentWeek"] == "2027-W01"
     assert body["weeks"] == [

@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 from conftest import ENDPOINT, SECRET, table_items, token
-
 from realtime import auth, clock
 from realtime.store import channel_target, room_target
 
@@ -24,12 +23,15 @@ def test_connect_with_valid_token_stores_the_connection(app, store):
     assert app.management.posts == []  # nothing is posted to a connecting client
 
 
-@pytest.mark.parametrize("bad", [
-    None,  # no token at all
-    "not-a-jwt",
-    auth.issue("another-secret-" + "y" * 40, "alice", "user"),
-    auth.issue(SECRET, "alice", "user", ttl=timedelta(seconds=-10)),  # expired
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        None,  # no token at all
+        "not-a-jwt",
+        auth.issue("another-secret-" + "y" * 40, "alice", "user"),
+        auth.issue(SECRET, "alice", "user", ttl=timedelta(seconds=-10)),  # expired
+    ],
+)
 def test_connect_refuses_missing_invalid_or_expired_tokens(app, dynamodb, bad):
     response = app.connect("c1", token_value=bad)
     assert response["statusCode"] == 401
@@ -63,8 +65,12 @@ def test_join_sends_history_and_presence_and_tells_the_room(app):
     history, presence, joined = app.management.frames("c2")
     assert history["type"] == "history" and history["next"] is None
     assert [m["text"] for m in history["messages"]] == ["first"]
-    assert presence == {"type": "presence", "room": "general", "members": ["alice", "bob"],
-                        "count": 2}
+    assert presence == {
+        "type": "presence",
+        "room": "general",
+        "members": ["alice", "bob"],
+        "count": 2,
+    }
     assert joined == {"type": "joined", "room": "general", "user": "alice"}
     assert app.management.frames("c1") == [joined]
 
@@ -92,8 +98,14 @@ def test_leave_removes_membership_and_tells_room_and_leaver(app, store):
 def test_leave_a_room_one_is_not_in_is_an_error(app):
     app.connect("c1")
     app.send("c1", {"action": "leave", "room": "general"})
-    assert app.management.frames("c1") == [{"type": "error", "code": "not_member", "action": "leave",
-                                            "message": "You are not in room 'general'."}]
+    assert app.management.frames("c1") == [
+        {
+            "type": "error",
+            "code": "not_member",
+            "action": "leave",
+            "message": "You are not in room 'general'.",
+        }
+    ]
 
 
 def test_send_stores_and_broadcasts_to_the_room_only(app, store):
@@ -260,8 +272,11 @@ def test_frames_from_an_unregistered_connection_are_refused(app):
 
 def test_an_unexpected_failure_answers_internal(app, monkeypatch):
     app.connect("c1")
-    monkeypatch.setattr(app.message_fn.store, "get_connection",
-                        lambda cid: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr(
+        app.message_fn.store,
+        "get_connection",
+        lambda cid: (_ for _ in ()).throw(RuntimeError("boom")),
+    )
     assert app.send("c1", {"action": "ping"})["statusCode"] == 500
     assert app.management.frames("c1")[0]["code"] == "internal"
 
@@ -271,8 +286,11 @@ def test_fanout_metrics_are_emitted(app, capsys):
     app.connect("c2", "bob", room="general")
     capsys.readouterr()
     app.send("c1", {"action": "send", "room": "general", "text": "hi"})
-    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines()
-           if line.startswith("{") and "_aws" in line]
+    emf = [
+        json.loads(line)
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("{") and "_aws" in line
+    ]
     assert emf and emf[-1]["FanoutRecipients"] == [2.0] and emf[-1]["GoneConnections"] == [0.0]
 
 

@@ -44,15 +44,20 @@ def secret_from_env() -> str:
     return secret
 
 
-def issue(secret: str, user: str, role: str, *, ttl: timedelta = DEFAULT_TTL,
-          now: datetime | None = None) -> str:
+def issue(
+    secret: str, user: str, role: str, *, ttl: timedelta = DEFAULT_TTL, now: datetime | None = None
+) -> str:
     if not _NAME.match(user):
         raise ValueError(f"user must match {NAME_PATTERN}")
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     issued = now or clock.now()
-    claims = {"sub": user, "role": role, "iat": int(issued.timestamp()),
-              "exp": int((issued + ttl).timestamp())}
+    claims = {
+        "sub": user,
+        "role": role,
+        "iat": int(issued.timestamp()),
+        "exp": int((issued + ttl).timestamp()),
+    }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -60,8 +65,12 @@ def verify(secret: str, token: str | None) -> Identity:
     if not token:
         raise AuthError("missing token")
     try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM],
-                            options={"require": ["sub", "role", "iat", "exp"]})
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            options={"require": ["sub", "role", "iat", "exp"]},
+        )
     except jwt.ExpiredSignatureError:
         raise AuthError("token expired") from None
     except jwt.InvalidTokenError as error:

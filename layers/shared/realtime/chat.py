@@ -44,13 +44,24 @@ PRESENCE_MEMBERS = 100
 
 
 def message_frame(item: dict) -> MessageFrame:
-    return MessageFrame(room=item["room"], id=item["id"], sender=item["sender"],
-                        text=item["text"], sent_at=item["sentAt"])
+    return MessageFrame(
+        room=item["room"],
+        id=item["id"],
+        sender=item["sender"],
+        text=item["text"],
+        sent_at=item["sentAt"],
+    )
 
 
 class Chat:
-    def __init__(self, store: Store, fanout: Fanout, *, retention_days: int = 30,
-                 now: Callable[[], datetime] = clock.now) -> None:
+    def __init__(
+        self,
+        store: Store,
+        fanout: Fanout,
+        *,
+        retention_days: int = 30,
+        now: Callable[[], datetime] = clock.now,
+    ) -> None:
         self.store = store
         self.fanout = fanout
         self.retention = timedelta(days=retention_days)
@@ -58,17 +69,24 @@ class Chat:
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    def connect(self, connection_id: str, identity: Identity, room: str | None) -> FanoutResult | None:
+    def connect(
+        self, connection_id: str, identity: Identity, room: str | None
+    ) -> FanoutResult | None:
         """Register the connection (and its first room). Nothing is posted to it: during
         $connect it cannot receive yet (API Gateway answers GoneException)."""
         now = self.now()
         expires = clock.epoch_seconds(now + CONNECTION_TTL)
-        self.store.put_connection(connection_id, identity.user, identity.role, clock.iso(now), expires)
+        self.store.put_connection(
+            connection_id, identity.user, identity.role, clock.iso(now), expires
+        )
         if room is None:
             return None
         if self.store.add_member(room_target(room), connection_id, identity.user, expires):
-            return self.fanout.to_target(room_target(room), JoinedFrame(room=room, user=identity.user),
-                                         exclude={connection_id})
+            return self.fanout.to_target(
+                room_target(room),
+                JoinedFrame(room=room, user=identity.user),
+                exclude={connection_id},
+            )
         return None
 
     def disconnect(self, connection_id: str) -> list[FanoutResult]:
@@ -78,9 +96,11 @@ class Chat:
         if connection is None:
             return []
         return [
-            self.fanout.to_target(target, LeftFrame(room=target.removeprefix("room#"),
-                                                    user=connection.user))
-            for target in targets if target.startswith("room#")
+            self.fanout.to_target(
+                target, LeftFrame(room=target.removeprefix("room#"), user=connection.user)
+            )
+            for target in targets
+            if target.startswith("room#")
         ]
 
     # --- frames ---------------------------------------------------------------------------
@@ -91,8 +111,9 @@ class Chat:
             action = parse_action(body)
             connection = self.store.get_connection(connection_id)
             if connection is None:
-                raise FrameError("forbidden", "This connection is not registered; reconnect.",
-                                 action.action)
+                raise FrameError(
+                    "forbidden", "This connection is not registered; reconnect.", action.action
+                )
             identity = Identity(connection.user, connection.role)
             match action:
                 case Join():
@@ -119,13 +140,17 @@ class Chat:
         expires = clock.epoch_seconds(self.now() + CONNECTION_TTL)
         is_new = self.store.add_member(target, connection_id, identity.user, expires)
         items, cursor = self.store.latest_messages(action.room, JOIN_HISTORY)
-        history = HistoryFrame(room=action.room, messages=[message_frame(i) for i in items],
-                               next=cursor)
-        results = [self.fanout.send(connection_id, history),
-                   self.fanout.send(connection_id, self.presence(action.room))]
+        history = HistoryFrame(
+            room=action.room, messages=[message_frame(i) for i in items], next=cursor
+        )
+        results = [
+            self.fanout.send(connection_id, history),
+            self.fanout.send(connection_id, self.presence(action.room)),
+        ]
         if is_new:
-            results.append(self.fanout.to_target(target, JoinedFrame(room=action.room,
-                                                                     user=identity.user)))
+            results.append(
+                self.fanout.to_target(target, JoinedFrame(room=action.room, user=identity.user))
+            )
         return results
 
     def _leave(self, connection_id: str, identity: Identity, action: Leave) -> list[FanoutResult]:
@@ -139,13 +164,23 @@ class Chat:
         target = room_target(action.room)
         self._require_member(target, connection_id, action.room, "send")
         now = self.now()
-        message = MessageFrame(room=action.room, id=new_id(now), sender=identity.user,
-                               text=action.text, sent_at=clock.iso(now))
-        self.store.put_message({
-            "room": message.room, "id": message.id, "sender": message.sender,
-            "text": message.text, "sentAt": message.sent_at,
-            "expiresAt": clock.epoch_seconds(now + self.retention),
-        })
+        message = MessageFrame(
+            room=action.room,
+            id=new_id(now),
+            sender=identity.user,
+            text=action.text,
+            sent_at=clock.iso(now),
+        )
+        self.store.put_message(
+            {
+                "room": message.room,
+                "id": message.id,
+                "sender": message.sender,
+                "text": message.text,
+                "sentAt": message.sent_at,
+                "expiresAt": clock.epoch_seconds(now + self.retention),
+            }
+        )
         return [self.fanout.to_target(target, message)]
 
     def _history(self, connection_id: str, action: History) -> list[FanoutResult]:
@@ -154,15 +189,18 @@ class Chat:
             items, cursor = self.store.latest_messages(action.room, action.limit, action.before)
         except InvalidCursor as error:
             raise FrameError("invalid_request", f"before: {error}", "history") from None
-        frame = HistoryFrame(room=action.room, messages=[message_frame(i) for i in items],
-                             next=cursor)
+        frame = HistoryFrame(
+            room=action.room, messages=[message_frame(i) for i in items], next=cursor
+        )
         return [self.fanout.send(connection_id, frame)]
 
-    def _subscribe(self, connection_id: str, identity: Identity, action: Subscribe
-                   ) -> list[FanoutResult]:
+    def _subscribe(
+        self, connection_id: str, identity: Identity, action: Subscribe
+    ) -> list[FanoutResult]:
         if not identity.is_admin:
-            raise FrameError("forbidden", f"Only admins may subscribe to '{DASHBOARD}'.",
-                             "subscribe")
+            raise FrameError(
+                "forbidden", f"Only admins may subscribe to '{DASHBOARD}'.", "subscribe"
+            )
         expires = clock.epoch_seconds(self.now() + CONNECTION_TTL)
         self.store.add_member(channel_target(action.channel), connection_id, identity.user, expires)
         return [self.fanout.send(connection_id, income.income_frame(self.store, self.now()))]

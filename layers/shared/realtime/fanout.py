@@ -41,8 +41,12 @@ def management_client(endpoint: str) -> Any:
     return boto3.client(
         "apigatewaymanagementapi",
         endpoint_url=endpoint,
-        config=Config(max_pool_connections=POOL_SIZE, retries={"mode": "standard", "max_attempts": 2},
-                      connect_timeout=2, read_timeout=5),
+        config=Config(
+            max_pool_connections=POOL_SIZE,
+            retries={"mode": "standard", "max_attempts": 2},
+            connect_timeout=2,
+            read_timeout=5,
+        ),
     )
 
 
@@ -78,16 +82,16 @@ class Fanout:
             logger.warning("post_to_connection failed", connection_id=connection_id, code=code)
             return FAILED
         except (BotoCoreError, Exception) as error:  # noqa: BLE001 - one bad post must not stop the rest
-            logger.warning("post_to_connection failed", connection_id=connection_id,
-                           error=repr(error))
+            logger.warning(
+                "post_to_connection failed", connection_id=connection_id, error=repr(error)
+            )
             return FAILED
 
     def send(self, connection_id: str, frame: _Frame) -> FanoutResult:
         """One frame to one connection (a reply), with the same Gone clean-up."""
         return self.to_connections([connection_id], frame)
 
-    def to_target(self, target: str, frame: _Frame, *, exclude: Iterable[str] = ()
-                  ) -> FanoutResult:
+    def to_target(self, target: str, frame: _Frame, *, exclude: Iterable[str] = ()) -> FanoutResult:
         """`frame` to every member of `target` (`room#…`/`channel#…`) except `exclude`."""
         skip = set(exclude)
         pages = (

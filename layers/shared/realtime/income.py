@@ -43,8 +43,10 @@ def series(store: Store, current_week: str, count: int = SERIES_WEEKS) -> list[W
     """The latest `count` weeks, oldest first, weeks without income as zeros: one Query."""
     weeks = weeks_ending(current_week, count)
     totals = store.week_totals(weeks[0], weeks[-1])
-    return [WeekTotal(week=w, total=totals.get(w, (0, 0))[0], count=totals.get(w, (0, 0))[1])
-            for w in weeks]
+    return [
+        WeekTotal(week=w, total=totals.get(w, (0, 0))[0], count=totals.get(w, (0, 0))[1])
+        for w in weeks
+    ]
 
 
 def week_total(store: Store, week: str) -> WeekTotal:

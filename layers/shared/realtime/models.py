@@ -111,7 +111,9 @@ ACTIONS = ("join", "leave", "send", "history", "subscribe", "unsubscribe", "ping
 _action_adapter: TypeAdapter[Action] = TypeAdapter(Action)
 
 
-def parse_action(body: str | bytes | None) -> Join | Leave | Send | History | Subscribe | Unsubscribe | Ping:
+def parse_action(
+    body: str | bytes | None,
+) -> Join | Leave | Send | History | Subscribe | Unsubscribe | Ping:
     """The frame's action, validated; `FrameError` with a stable code otherwise."""
     try:
         data = json.loads(body) if body else None
@@ -123,7 +125,8 @@ def parse_action(body: str | bytes | None) -> Join | Leave | Send | History | Su
     if not isinstance(action, str) or action not in ACTIONS:
         shown = action if isinstance(action, str) else None
         raise FrameError(
-            "unknown_action", f"Unknown action {action!r}; expected one of {', '.join(ACTIONS)}.",
+            "unknown_action",
+            f"Unknown action {action!r}; expected one of {', '.join(ACTIONS)}.",
             shown,
         )
     try:
@@ -222,7 +225,9 @@ class NewTransaction(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=to_camel)
 
     amount: Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT)]
-    description: Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200)]
+    description: Annotated[
+        str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200)
+    ]
     created_at: AwareDatetime | None = None
 
 

@@ -66,8 +66,11 @@ def decode_cursor(cursor: str, *, keys: set[str], fixed: dict[str, str] | None =
         key = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidCursor("invalid cursor") from None
-    if (not isinstance(key, dict) or set(key) != keys
-            or not all(isinstance(v, str) and v for v in key.values())):
+    if (
+        not isinstance(key, dict)
+        or set(key) != keys
+        or not all(isinstance(v, str) and v for v in key.values())
+    ):
         raise InvalidCursor("invalid cursor")
     for name, value in (fixed or {}).items():
         if key.get(name) != value:
@@ -91,8 +94,17 @@ class Member:
 class Store:
     """All DynamoDB access. `page_size` caps the items of one recipients Query page."""
 
-    def __init__(self, dynamodb: Any, *, connections: str, memberships: str, messages: str,
-                 transactions: str, weekly_income: str, page_size: int | None = None) -> None:
+    def __init__(
+        self,
+        dynamodb: Any,
+        *,
+        connections: str,
+        memberships: str,
+        messages: str,
+        transactions: str,
+        weekly_income: str,
+        page_size: int | None = None,
+    ) -> None:
         self.client = dynamodb.meta.client
         self.connections = dynamodb.Table(connections)
         self.memberships = dynamodb.Table(memberships)
@@ -118,12 +130,18 @@ class Store:
 
     # --- connections ----------------------------------------------------------------------
 
-    def put_connection(self, connection_id: str, user: str, role: str, connected_at: str,
-                       expires_at: int) -> None:
-        self.connections.put_item(Item={
-            "connectionId": connection_id, "userId": user, "role": role,
-            "connectedAt": connected_at, "expiresAt": expires_at,
-        })
+    def put_connection(
+        self, connection_id: str, user: str, role: str, connected_at: str, expires_at: int
+    ) -> None:
+        self.connections.put_item(
+            Item={
+                "connectionId": connection_id,
+                "userId": user,
+                "role": role,
+                "connectedAt": connected_at,
+                "expiresAt": expires_at,
+            }
+        )
 
     def get_connection(self, connection_id: str) -> Connection | None:
         item = self.connections.get_item(Key={"connectionId": connection_id}).get("Item")
@@ -144,8 +162,12 @@ class Store:
     def add_member(self, target: str, connection_id: str, user: str, expires_at: int) -> bool:
         """Store the membership (idempotent); True if it is new."""
         old = self.memberships.put_item(
-            Item={"target": target, "connectionId": connection_id, "userId": user,
-                  "expiresAt": expires_at},
+            Item={
+                "target": target,
+                "connectionId": connection_id,
+                "userId": user,
+                "expiresAt": expires_at,
+            },
             ReturnValues="ALL_OLD",
         )
         return "Attributes" not in old
@@ -153,7 +175,8 @@ class Store:
     def remove_member(self, target: str, connection_id: str) -> bool:
         """Delete the membership; True if there was one."""
         old = self.memberships.delete_item(
-            Key={"target": target, "connectionId": connection_id}, ReturnValues="ALL_OLD")
+            Key={"target": target, "connectionId": connection_id}, ReturnValues="ALL_OLD"
+        )
         return "Attributes" in old
 
     def is_member(self, target: str, connection_id: str) -> bool:
@@ -196,13 +219,15 @@ class Store:
     def put_message(self, item: dict[str, Any]) -> None:
         self.messages.put_item(Item=item)
 
-    def latest_messages(self, room: str, limit: int, before: str | None = None
-                        ) -> tuple[list[dict[str, Any]], str | None]:
+    def latest_messages(
+        self, room: str, limit: int, before: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """Up to `limit` messages older than the cursor, oldest first, and the next cursor."""
         kwargs: dict[str, Any] = {"KeyConditionExpression": Key("room").eq(room)}
         if before:
-            kwargs["ExclusiveStartKey"] = decode_cursor(before, keys={"room", "id"},
-                                                        fixed={"room": room})
+            kwargs["ExclusiveStartKey"] = decode_cursor(
+                before, keys={"room", "id"}, fixed={"room": room}
+            )
         items, more = self._newest_first(self.messages, kwargs, limit)
         cursor = encode_cursor({"room": room, "id": items[-1]["id"]}) if more else None
         return list(reversed(items)), cursor
@@ -219,22 +244,27 @@ class Store:
         item = self.transactions.get_item(Key={"id": transaction_id}, ConsistentRead=True)
         return item.get("Item")
 
-    def list_transactions(self, status: str | None, limit: int, cursor: str | None
-                          ) -> tuple[list[dict[str, Any]], str | None]:
+    def list_transactions(
+        self, status: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """Newest first, by status (index byStatus) or all of them (index byCreated)."""
         partition = ("status", status) if status else ("kind", TRANSACTION_KIND)
         index = "byStatus" if status else "byCreated"
-        kwargs: dict[str, Any] = {"IndexName": index,
-                                  "KeyConditionExpression": Key(partition[0]).eq(partition[1])}
+        kwargs: dict[str, Any] = {
+            "IndexName": index,
+            "KeyConditionExpression": Key(partition[0]).eq(partition[1]),
+        }
         if cursor:
             kwargs["ExclusiveStartKey"] = decode_cursor(
-                cursor, keys={"id", partition[0], "createdAt"}, fixed=dict([partition]))
+                cursor, keys={"id", partition[0], "createdAt"}, fixed=dict([partition])
+            )
         items, more = self._newest_first(self.transactions, kwargs, limit)
         next_cursor = None
         if more:
             last = items[-1]
-            next_cursor = encode_cursor({"id": last["id"], partition[0]: partition[1],
-                                         "createdAt": last["createdAt"]})
+            next_cursor = encode_cursor(
+                {"id": last["id"], partition[0]: partition[1], "createdAt": last["createdAt"]}
+            )
         return items, next_cursor
 
     def verify_transaction(self, transaction: dict[str, Any], by: str, at: str) -> None:
@@ -252,8 +282,10 @@ class Store:
             "UpdateExpression": "SET #status = :verified, verifiedAt = :at, verifiedBy = :by",
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": {
-                ":pending": "pending", ":verified": "verified",
-                ":at": at, ":by": by,
+                ":pending": "pending",
+                ":verified": "verified",
+                ":at": at,
+                ":by": by,
             },
         }
         week_update = {
@@ -262,14 +294,16 @@ class Store:
             "UpdateExpression": "ADD #total :amount, #count :one SET updatedAt = :at",
             "ExpressionAttributeNames": {"#total": "total", "#count": "count"},
             "ExpressionAttributeValues": {
-                ":amount": int(transaction["amount"]), ":one": 1,
+                ":amount": int(transaction["amount"]),
+                ":one": 1,
                 ":at": at,
             },
         }
         for attempt in range(1, 4):
             try:
                 self.client.transact_write_items(
-                    TransactItems=[{"Update": tx_update}, {"Update": week_update}])
+                    TransactItems=[{"Update": tx_update}, {"Update": week_update}]
+                )
                 return
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
@@ -289,7 +323,8 @@ class Store:
     def week_totals(self, first: str, last: str) -> dict[str, tuple[int, int]]:
         """{week: (total, count)} for the weeks between `first` and `last` (ISO, inclusive)."""
         kwargs: dict[str, Any] = {
-            "KeyConditionExpression": Key("series").eq(WEEKLY_SERIES) & Key("week").between(first, last),
+            "KeyConditionExpression": Key("series").eq(WEEKLY_SERIES)
+            & Key("week").between(first, last),
             "ConsistentRead": True,
         }
         totals: dict[str, tuple[int, int]] = {}
@@ -304,8 +339,9 @@ class Store:
     # --- helpers --------------------------------------------------------------------------
 
     @staticmethod
-    def _newest_first(table: Any, kwargs: dict[str, Any], limit: int
-                      ) -> tuple[list[dict[str, Any]], bool]:
+    def _newest_first(
+        table: Any, kwargs: dict[str, Any], limit: int
+    ) -> tuple[list[dict[str, Any]], bool]:
         """Up to `limit` items newest first, and whether older ones exist.
 
         Asks for one item more than needed so that "nothing older" is known exactly,

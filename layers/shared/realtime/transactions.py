@@ -36,9 +36,14 @@ class Verified:
 
 def to_model(item: dict[str, Any]) -> Transaction:
     return Transaction(
-        id=item["id"], amount=int(item["amount"]), description=item["description"],
-        status=item["status"], created_at=item["createdAt"], week=item["week"],
-        verified_at=item.get("verifiedAt"), verified_by=item.get("verifiedBy"),
+        id=item["id"],
+        amount=int(item["amount"]),
+        description=item["description"],
+        status=item["status"],
+        created_at=item["createdAt"],
+        week=item["week"],
+        verified_at=item.get("verifiedAt"),
+        verified_by=item.get("verifiedBy"),
     )
 
 
@@ -47,25 +52,36 @@ def create(store: Store, body: NewTransaction, now: datetime) -> Transaction:
     if created > now + MAX_FUTURE:
         raise InvalidTransaction("createdAt: must not be in the future")
     transaction = Transaction(
-        id=new_id(created), amount=body.amount, description=body.description,
-        status="pending", created_at=clock.iso(created), week=income.week_of(created),
+        id=new_id(created),
+        amount=body.amount,
+        description=body.description,
+        status="pending",
+        created_at=clock.iso(created),
+        week=income.week_of(created),
     )
-    store.put_transaction({
-        "id": transaction.id, "amount": transaction.amount,
-        "description": transaction.description, "status": transaction.status,
-        "createdAt": transaction.created_at, "week": transaction.week,
-    })
+    store.put_transaction(
+        {
+            "id": transaction.id,
+            "amount": transaction.amount,
+            "description": transaction.description,
+            "status": transaction.status,
+            "createdAt": transaction.created_at,
+            "week": transaction.week,
+        }
+    )
     return transaction
 
 
-def list_page(store: Store, status: str | None, limit: int, cursor: str | None
-              ) -> tuple[list[Transaction], str | None]:
+def list_page(
+    store: Store, status: str | None, limit: int, cursor: str | None
+) -> tuple[list[Transaction], str | None]:
     items, next_cursor = store.list_transactions(status, limit, cursor)
     return [to_model(i) for i in items], next_cursor
 
 
-def verify(store: Store, transaction_id: str, by: str, now: datetime,
-           fanout: Fanout | None = None) -> Verified:
+def verify(
+    store: Store, transaction_id: str, by: str, now: datetime, fanout: Fanout | None = None
+) -> Verified:
     """Verify once; raises NotFound or AlreadyVerified. Then push absolute totals."""
     item = store.get_transaction(transaction_id)
     if item is None:
@@ -73,12 +89,14 @@ def verify(store: Store, transaction_id: str, by: str, now: datetime,
     if item["status"] == "verified":
         raise AlreadyVerified(transaction_id)
     store.verify_transaction(item, by=by, at=clock.iso(now))
-    verified = to_model({**item, "status": "verified", "verifiedAt": clock.iso(now),
-                         "verifiedBy": by})
+    verified = to_model(
+        {**item, "status": "verified", "verifiedAt": clock.iso(now), "verifiedBy": by}
+    )
     week = income.week_total(store, verified.week)
     push = None
     if fanout is not None:
         frame = income.income_frame(
-            store, now, IncomeUpdate(week=verified.week, transaction_id=verified.id))
+            store, now, IncomeUpdate(week=verified.week, transaction_id=verified.id)
+        )
         push = fanout.to_target(channel_target(DASHBOARD), frame)
     return Verified(verified, week, push)
