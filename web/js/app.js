@@ -29,7 +29,7 @@ function show(name, extra = {}) {
   if (name === "room") unmount = mountRoom(main, ctx);
   else if (name === "dashboard") unmount = mountDashboard(main, ctx);
   else unmount = mountLobby(main, ctx);
-  document.body.dataset.view = name;
+  document.body.dataset.currentView = name;
   renderNav();
 }
 

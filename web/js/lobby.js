@@ -3,7 +3,8 @@ import { devSignIn, DevSignInUnavailable } from "./auth.js";
 import { byTestId, fromTemplate, say } from "./dom.js";
 import { ROOM_NAME } from "./room.js";
 
-const USER_NAME = /^[A-Za-z0-9_.-]{1,32}$/;
+// Display names are token subjects: the same rule as room names (docs/protocol.md).
+const USER_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**
  * @param {HTMLElement} main
@@ -86,7 +87,7 @@ export function mountLobby(main, { config, configError, session, room, notice, n
     nameInput.removeAttribute("aria-invalid");
     roomInput.removeAttribute("aria-invalid");
     if (dev && !USER_NAME.test(name)) {
-      return invalid(nameInput, "Choose a display name of up to 32 letters, digits, “_”, “.” or “-”.");
+      return invalid(nameInput, "Choose a display name of up to 64 letters, digits, “_” or “-”.");
     }
     if (target === "room" && !ROOM_NAME.test(r)) {
       return invalid(roomInput, "Room names have 1 to 64 letters, digits, “_” or “-”.");

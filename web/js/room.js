@@ -114,6 +114,7 @@ export function mountRoom(main, { config, session, room, onSignedOut }) {
     canRetry: () => session.user !== null,
     onOpen: (sock) => {
       joined = false;
+      view.dataset.joined = "false";
       olderPending = false;
       updateOlder();
       sock.send({ action: "join", room });
@@ -141,6 +142,7 @@ export function mountRoom(main, { config, session, room, onSignedOut }) {
           }
           if (first && !older) {
             joined = true;
+            view.dataset.joined = "true";
             list.scrollTop = list.scrollHeight;
           }
           updateOlder();
