@@ -355,3 +355,71 @@ def test_phone_width_and_screenshots(open_tab, admin_http: Http) -> None:
     save_screenshot(dash, "dashboard.png", full_page=True)
     phone = open_dashboard(open_tab(width=375, height=740), "admin")
     assert phone.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+def test_deployed_config_hides_dev_sign_in_and_takes_a_pasted_token(browser, app, mint) -> None:
+    """With a `config.json` (what `make web-config` writes for a stage) there is no dev sign-in."""
+    context = browser.new_context(viewport={"width": 1000, "height": 700})
+    try:
+        page = context.new_page()
+        config = {"websocketUrl": app.websocket + "/", "httpApiUrl": app.http + "/"}
+        page.route(
+            "**/config.json",
+            lambda route: route.fulfill(
+                status=200, content_type="application/json", body=json.dumps(config)
+            ),
+        )
+        page.goto(app.web + "#/room/deployed")
+        expect(page.get_by_test_id("lobby-notice")).to_contain_text("Sign in to join #deployed")
+        expect(page.get_by_test_id("dev-signin")).to_be_hidden()
+        expect(page.get_by_label("Token", exact=True)).to_be_visible()  # the box is open
+
+        page.get_by_test_id("enter-room").click()
+        expect(page.get_by_test_id("lobby-error")).to_contain_text("Paste a token")
+
+        page.get_by_label("Token", exact=True).fill("not a token")
+        page.get_by_test_id("use-token").click()
+        expect(page.get_by_test_id("lobby-error")).to_contain_text("does not look like a token")
+
+        name = unique("deployed")
+        page.get_by_label("Token", exact=True).fill(mint(name))
+        page.get_by_test_id("use-token").click()
+        expect(page.locator("[data-view=room]")).to_have_attribute("data-joined", "true")
+        expect(page.get_by_test_id("room-name")).to_have_text("deployed")
+        expect(page.get_by_test_id("signed-in-as")).to_have_text(f"{name} · user")
+        expect(page.get_by_test_id("nav-dashboard")).to_be_hidden()  # not an admin
+    finally:
+        context.close()
+
+
+def test_client_modules_pure_functions(open_tab) -> None:
+    """The small pure helpers, run as the page's own ES modules (no Node test runner needed)."""
+    page = open_tab().page
+    result = page.evaluate(
+        """async () => {
+          const f = await import('./js/format.js');
+          const s = await import('./js/socket.js');
+          const a = await import('./js/auth.js');
+          const cents = (t) => { try { return f.parseCents(t); } catch (e) { return 'error'; } };
+          const utf8 = (o) => String.fromCharCode(...new TextEncoder().encode(JSON.stringify(o)));
+          const b64 = (o) => btoa(utf8(o)).replace(/=+$/, '');
+          return {
+            cents: ['12.5', '12,50', '0.07', '1250', ' 3.10 ', '100000000', '100000000.01',
+                    '0', '1.234', '-5', '1e3', '', 'abc'].map(cents),
+            lowest: [0, 1, 2, 3, 10].map((n) => s.backoffDelay(n, {random: () => 0})),
+            highest: [0, 1, 2, 3, 10].map((n) => s.backoffDelay(n, {random: () => 1})),
+            claims: a.readClaims(`x.${b64({sub: 'zoë', role: 'admin', exp: 1})}.y`),
+            garbage: a.readClaims('not-a-token'),
+            words: f.errorText({code: 'not_member', message: "Join room 'x' first."}),
+          };
+        }"""
+    )
+    assert result["cents"] == [
+        1250, 1250, 7, 125000, 310, 10_000_000_000, "error",
+        "error", "error", "error", "error", "error", "error",
+    ]  # fmt: skip
+    assert result["lowest"] == [250, 500, 1000, 2000, 7500]  # half the step at least
+    assert result["highest"] == [500, 1000, 2000, 4000, 15000]  # capped at 15 s
+    assert result["claims"]["sub"] == "zoë" and result["claims"]["role"] == "admin"
+    assert result["garbage"] is None
+    assert result["words"] == "You are not in this room (yet). Join room 'x' first."
