@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -39,19 +40,46 @@ __all__ = ["EmbeddedDynamoDB", "TtlSweeper", "provision_tables", "seed"]
 
 log = logging.getLogger(__name__)
 
-# The child: start moto's threaded server on a free port, report the port, live until stdin
-# closes (the parent stopped us, or died).
+# The child: moto's server on a free port; it reports the port and lives until stdin closes
+# (the parent stopped us, or died).
 _CHILD = """
-import os, sys
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address=sys.argv[1], port=int(sys.argv[2]), verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
-try:
-    sys.stdin.read()
-finally:
-    os._exit(0)
+import sys
+from apigw_local.dynamodb import serve_moto
+serve_moto(sys.argv[1], int(sys.argv[2]))
 """
+
+
+def serve_moto(host: str, port: int) -> None:
+    """Run moto's server in this process (the embedded DynamoDB's child process).
+
+    DynamoDB isolates each request, and TransactWriteItems with its conditions is atomic;
+    moto's backend takes no locks, so two threads can both pass a condition. The server keeps
+    its threads (HTTP/1.1 keep-alive needs them) but lets one request at a time into moto.
+    """
+    import threading
+
+    from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    moto_app = DomainDispatcherApplication(create_backend_app)
+    one_at_a_time = threading.Lock()
+
+    def app(environ: Any, start_response: Any) -> Any:
+        with one_at_a_time:
+            return list(moto_app(environ, start_response))
+
+    class QuietHandler(MotoRequestHandler):
+        def log_request(self, *args: Any, **kwargs: Any) -> None:  # one line per request: noise
+            pass
+
+    server = make_server(host, port, app, threaded=True, request_handler=QuietHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(server.server_address[1], flush=True)
+    try:
+        sys.stdin.read()
+    finally:
+        os._exit(0)
+
 
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 

@@ -132,3 +132,41 @@ def test_ttl_sweeper_deletes_expired_items_only(server, app):
     assert sweeper.sweep_once() == 1
     left = sorted(i["pk"] for i in table.scan()["Items"])
     assert left == ["new", "none"]
+
+
+def test_conditional_transactions_race_to_exactly_one_winner(server):
+    """DynamoDB isolates transactions: of 16 racing conditional writes, one wins."""
+    client = _client(server)
+    name = f"race{time.time_ns()}"
+    client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+    client.put_item(TableName=name, Item={"id": {"S": "tx"}, "status": {"S": "pending"}})
+    client.put_item(TableName=name, Item={"id": {"S": "week"}, "total": {"N": "0"}})
+
+    def verify(_: int) -> bool:
+        own = boto3.client("dynamodb", endpoint_url=server.endpoint_url,
+                           region_name="us-east-1", **LOCAL_CREDENTIALS)
+        try:
+            own.transact_write_items(TransactItems=[
+                {"Update": {"TableName": name, "Key": {"id": {"S": "tx"}},
+                            "UpdateExpression": "SET #s = :v",
+                            "ConditionExpression": "#s = :p",
+                            "ExpressionAttributeNames": {"#s": "status"},
+                            "ExpressionAttributeValues": {":v": {"S": "verified"},
+                                                          ":p": {"S": "pending"}}}},
+                {"Update": {"TableName": name, "Key": {"id": {"S": "week"}},
+                            "UpdateExpression": "ADD #t :one",
+                            "ExpressionAttributeNames": {"#t": "total"},
+                            "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+            ])
+            return True
+        except own.exceptions.TransactionCanceledException:
+            return False
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(16) as pool:
+        wins = sum(pool.map(verify, range(16)))
+    total = client.get_item(TableName=name, Key={"id": {"S": "week"}})["Item"]["total"]["N"]
+    assert (wins, total) == (1, "1")
