@@ -79,9 +79,10 @@ run: deps $(LOCAL_SECRET)
 	@echo "==> tokens for the local app (make token USER=… ROLE=… makes more)"
 	@echo "user  (alice): $$(AUTH_SECRET=$$(cat $(LOCAL_SECRET)) $(PY) -m scripts.token --user alice --role user)"
 	@echo "admin (admin): $$(AUTH_SECRET=$$(cat $(LOCAL_SECRET)) $(PY) -m scripts.token --user admin --role admin)"
+	@$(PY) local/seed.py > .local/seed.json
 	$(BIN)/apigw-local start --template template.yaml --template local/template.yaml \
 	  --parameter-overrides AuthSecret=$$(cat $(LOCAL_SECRET)) \
-	  --seed local/seed.json $(ARGS)
+	  --seed .local/seed.json $(ARGS)
 
 test: deps browser sam
 	$(BIN)/pytest $(PYTEST_ARGS)

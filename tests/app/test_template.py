@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TABLE_ENV, table_definitions, template
+from conftest import ROOT, TABLE_ENV, load_function, table_definitions, template
 from realtime import income
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
@@ -221,8 +221,13 @@ def test_local_overlay_adds_the_dev_token_route():
     assert overlay["Parameters"]["AuthSecret"]["NoEcho"] is True
 
 
-def test_seed_is_consistent(store):
-    seed = json.loads((ROOT / "local" / "seed.json").read_text())
+@pytest.mark.parametrize("today", ["2026-11-25T12:00:00+00:00", "2027-01-02T12:00:00+00:00"])
+def test_seed_is_consistent(store, today):
+    generator = load_function("seed", ROOT / "local" / "seed.py")
+    seed = json.loads(json.dumps(generator.build(datetime.fromisoformat(today))))
+    current = income.week_of(datetime.fromisoformat(today))
+    assert all(w in income.weeks_ending(current, income.SERIES_WEEKS)
+               for w in {t["week"] for t in seed["TransactionsTable"]})
     assert set(seed) <= set(TABLE_ENV)
     sums: dict[str, list[int]] = {}
     for t in seed["TransactionsTable"]:
