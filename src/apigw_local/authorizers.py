@@ -63,12 +63,28 @@ def request_event(
     method_arn = (
         f"arn:aws:execute-api:{region}:{account_id}:{ctx['apiId']}/{ctx['stage']}/$connect"
     )
-    headers = {k: v for k, v in handshake_headers(request)}
+    # Unlike `$connect`'s event, the authorizer's input keeps the handshake's Connection and
+    # Upgrade headers and a `content-length: 0` (the sample input in "Control access to WebSocket
+    # APIs with AWS Lambda REQUEST authorizers"); the rest are `$connect`'s headers, trace id
+    # included.
+    pairs = [(k, v) for k, v in request.headers if k.lower() in ("connection", "upgrade")]
+    if request.header("content-length") is None:
+        pairs.append(("content-length", "0"))
+    multi_connect = connect_event.get("multiValueHeaders") or {}
+    if multi_connect:
+        pairs.extend((k, v) for k, values in multi_connect.items() for v in values)
+    else:
+        pairs.extend(handshake_headers(request))
+    headers: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for k, v in pairs:
+        headers[k] = v
+        multi.setdefault(k, []).append(v)
     event: dict[str, Any] = {
         "type": "REQUEST",
         "methodArn": method_arn,
         "headers": headers,
-        "multiValueHeaders": connect_event.get("multiValueHeaders", {}),
+        "multiValueHeaders": multi,
         "queryStringParameters": connect_event.get("queryStringParameters", {}),
         "multiValueQueryStringParameters": connect_event.get(
             "multiValueQueryStringParameters", {}

@@ -248,9 +248,16 @@ def route_response_body(payload: Any) -> str | None:
 
 
 def error_frame(message: str, connection_id: str, request_id: str) -> str:
-    """API Gateway's own frame for a failed or unroutable message."""
-    return json.dumps(
-        {"message": message, "connectionId": connection_id, "requestId": request_id}
+    """API Gateway's own frame for a failed or unroutable message, byte for byte.
+
+    AWS writes this frame from a fixed template, not a JSON serialiser: a space after the first
+    colon and after the commas, none after the later colons, e.g.
+    `{"message": "Forbidden", "connectionId":"XDmENcnwIE0CFEQ=", "requestId":"XDmGEE2RoE0FRdQ="}`
+    (as captured from AWS in aws-samples/simple-websockets-chat-app#24; see docs/fidelity.md).
+    """
+    return (
+        f'{{"message": {json.dumps(message)}, "connectionId":{json.dumps(connection_id)}, '
+        f'"requestId":{json.dumps(request_id)}}}'
     )
 
 
