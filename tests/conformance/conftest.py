@@ -61,7 +61,13 @@ def short_gateway(tmp_path_factory):
         yield endpoints, Recorder(events)
 
 
-def management_client(endpoint_url: str):
+@pytest.fixture(scope="session")
+def management_client():
+    """A factory of boto3 `apigatewaymanagementapi` clients for an endpoint URL."""
+    return _management_client
+
+
+def _management_client(endpoint_url: str):
     return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint_url,
                         region_name="us-east-1", aws_access_key_id="testing",
                         aws_secret_access_key="testing")

@@ -24,7 +24,7 @@ UA = "conformance-client/1.0"
 
 
 def check_common(ctx, *, event_type, route_key, cid, connected_at=None):
-    assert COMMON <= set(ctx), COMMON - set(ctx)
+    assert set(ctx) >= COMMON, COMMON - set(ctx)
     assert (ctx["eventType"], ctx["routeKey"], ctx["messageDirection"]) == (
         event_type, route_key, "IN")
     assert ctx["connectionId"] == cid and ctx["stage"] == "dev"
