@@ -1,4 +1,4 @@
-"""Fixtures for the browser end-to-end tests: one apigw-local for the session, Debian's
+"""Fixtures for the browser end-to-end tests: one apigw-local for the browser tests, Debian's
 chromium driven by Playwright, and helpers that mint tokens and talk to the APIs directly.
 
 The app is started from the real templates (template.yaml + local/template.yaml, which adds
@@ -45,9 +45,14 @@ def auth_secret() -> str:
     return "".join(secrets.choice(alphabet) for _ in range(40))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def app(auth_secret: str) -> Iterator[Any]:
-    """A running apigw-local (WebSocket, HTTP API, @connections, web client) for the session."""
+    """A running apigw-local (WebSocket, HTTP API, @connections, web client).
+
+    Module-scoped, like `browser`: both stop when the browser tests are done, so the rest of
+    the session gets its event loop back (Playwright's sync API keeps one running while open)
+    and no emulator lingers.
+    """
     if not (WEB / "node_modules" / "chart.js" / "dist" / "chart.umd.js").is_file():
         pytest.fail("web/node_modules is missing: run `npm ci` in web/ (make deps does)")
     from apigw_local.testing import serve
@@ -73,7 +78,7 @@ def mint(auth_secret: str) -> Callable[..., str]:
     return _mint
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def admin_http(app: Any, mint: Callable[..., str]) -> Http:
     return Http(app.http, mint("http-admin", "admin"))
 
@@ -81,7 +86,7 @@ def admin_http(app: Any, mint: Callable[..., str]) -> Http:
 # --- the browser ----------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not os.access(CHROMIUM, os.X_OK):
         print(f"SKIP: {CHROMIUM} is not installed (`make browser` installs Debian's chromium)")
