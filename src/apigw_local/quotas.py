@@ -3,8 +3,10 @@
 Source: API Gateway developer guide, "Amazon API Gateway quotas for configuring and running a
 WebSocket API": WebSocket frame size 32 KB, message payload size 128 KB, idle connection
 timeout 10 minutes, connection duration 2 hours. Frames and messages over the limits make API
-Gateway close the connection with 1009 (message too big); idle and duration timeouts close it
-with 1001 ("Going away").
+Gateway close the connection with 1009 (message too big), as that page's footnote says. The idle
+and duration closes use 1001 "Going away": AWS does not document them; a `$disconnect` event
+captured from AWS after the idle timeout reports 1001 "Going away", and we assume the maximum
+duration closes the same way (docs/fidelity.md, rows Q5 and Q6).
 """
 
 from __future__ import annotations

@@ -440,7 +440,8 @@ class WebSocketSession:
         quotas = self.gateway.quotas
         when, _why = quotas.deadline(self.conn.opened_monotonic, self.conn.last_active_monotonic)
         if time.monotonic() >= when - 0.001:
-            # Both the idle timeout and the maximum duration close with 1001 "Going away".
+            # Both the idle timeout and the maximum duration close with 1001 "Going away": what
+            # AWS's $disconnect reports after an idle timeout (docs/fidelity.md, Q5/Q6).
             self.close(CLOSE_GOING_AWAY, "Going away")
             return
         self.arm_timer()
