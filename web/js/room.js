@@ -115,6 +115,7 @@ export function mountRoom(main, { config, session, room, onSignedOut }) {
     onOpen: (sock) => {
       joined = false;
       view.dataset.joined = "false";
+      view.dataset.reconnects = String(sock.reconnects);
       olderPending = false;
       updateOlder();
       sock.send({ action: "join", room });

@@ -36,6 +36,7 @@ export class LiveSocket {
     this.stopped = true;
     this.reconnects = 0; // successful re-opens after the first (tests read it)
     this.everOpened = false;
+    this.transitions = []; // the latest states, oldest first (for tests and debugging)
   }
 
   start() {
@@ -75,6 +76,8 @@ export class LiveSocket {
 
   _set(state, info = {}) {
     this.state = state;
+    this.transitions.push(state);
+    if (this.transitions.length > 50) this.transitions.shift();
     this.onState(state, { attempt: this.attempt, ...info });
   }
 
