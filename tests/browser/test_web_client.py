@@ -305,6 +305,23 @@ def test_reconnects_and_rejoins_after_the_server_closes_the_socket(open_tab, app
 # --- sign-in, safety of the token, small screens, screenshots ---------------------------
 
 
+def test_keyboard_only_from_lobby_to_message(open_tab) -> None:
+    page = open_tab().page
+    room, name = unique("keys"), unique("kim")
+    expect(page.get_by_label("Display name")).to_be_focused()  # the lobby starts there
+    page.keyboard.type(name)
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Room", exact=True)).to_be_focused()
+    page.keyboard.press("ControlOrMeta+A")
+    page.keyboard.type(room)
+    page.keyboard.press("Enter")
+    expect(page.locator("[data-view=room]")).to_have_attribute("data-joined", "true")
+    expect(page.get_by_label("Message", exact=True)).to_be_focused()
+    page.keyboard.type("typed, not clicked")
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("message-text")).to_have_text(["typed, not clicked"])
+
+
 def test_pasted_token_signs_in_and_stays_out_of_urls(open_tab, mint) -> None:
     tab = open_tab()
     page = tab.page
