@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 
 LOCAL_SECRET := .local/auth-secret
 
-.PHONY: help run test test-unit lint token bench deps web-deps browser sam web-config clean
+.PHONY: help run test lint token bench screenshots deps web-deps browser sam web-config clean
 
 help:
 	@echo "make run     start the whole app locally (apigw-local, embedded DynamoDB, web client)"
@@ -97,6 +97,10 @@ token: $(VENV)/.installed $(LOCAL_SECRET)
 
 bench: deps
 	$(PY) -m bench $(ARGS)
+
+# Refreshes the README's screenshots from the browser tests.
+screenshots: deps browser
+	UPDATE_DOC_SCREENSHOTS=1 $(BIN)/pytest -q tests/browser -k screenshots
 
 # Writes web/config.json from a deployed stack's outputs, so the web client talks to AWS.
 web-config: deps

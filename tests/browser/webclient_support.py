@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import json
 import secrets
 import urllib.error
@@ -52,12 +53,14 @@ class Tab:
 
 
 def save_screenshot(page: Any, name: str, *, full_page: bool = False) -> Path:
-    """Save under test-output/screenshots/ and copy to docs/screenshots/ for the README."""
+    """Save under test-output/screenshots/; with UPDATE_DOC_SCREENSHOTS=1 (`make screenshots`)
+    also into docs/screenshots/ for the README — a plain test run leaves tracked files alone."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    DOC_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / name
     page.screenshot(path=str(path), full_page=full_page)
-    (DOC_SCREENSHOTS / name).write_bytes(path.read_bytes())
+    if os.environ.get("UPDATE_DOC_SCREENSHOTS") == "1":
+        DOC_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        (DOC_SCREENSHOTS / name).write_bytes(path.read_bytes())
     return path
 
 
