@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import json
+import os
 import secrets
 import urllib.error
 import urllib.request
