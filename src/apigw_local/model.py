@@ -58,7 +58,7 @@ class WebSocketApi:
 
 @dataclass(frozen=True)
 class HttpRoute:
-    """One HTTP API route: a SAM `HttpApi` event, or an `AWS::ApiGatewayV2::Route` of an HTTP API."""
+    """One HTTP API route: a SAM `HttpApi` event, or an HTTP API's `AWS::ApiGatewayV2::Route`."""
 
     method: str  # upper case, or "ANY"
     path: str  # "/transactions/{id}/verify", "/{proxy+}", or "$default"
