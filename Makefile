@@ -84,9 +84,8 @@ run: deps $(LOCAL_SECRET)
 	  --parameter-overrides AuthSecret=$$(cat $(LOCAL_SECRET)) \
 	  --seed .local/seed.json $(ARGS)
 
-test: deps browser sam
+test: deps browser sam lint
 	$(BIN)/pytest $(PYTEST_ARGS)
-	$(MAKE) --no-print-directory lint
 
 lint: deps sam
 	$(BIN)/cfn-lint template.yaml
