@@ -1,10 +1,15 @@
-"""A Lambda-like worker process: `python -m apigw_local.runtime.worker FD PARENT_PID PATHS_JSON`.
+"""A Lambda-like worker: `python -m apigw_local.runtime.worker FD PARENT_PID PATHS_JSON [MGMT_FD]`.
 
 Started by `pool.Runtime` with the function's environment (`_HANDLER`, `LAMBDA_TASK_ROOT`,
 …) and its working directory set to the code directory, as Lambda starts its runtime in
 /var/task. It imports the handler once (Lambda's init phase), then answers one request at a
 time over the socket inherited as FD (see `wire.py`). stdout and stderr are left to the
 handler; the parent forwards them line by line.
+
+With MGMT_FD (a socket to the gateway), botocore's Management API calls to the emulator's own
+endpoint are answered over that socket instead of HTTPS (see `management.py`); the hook is
+installed before the handler is imported, so every boto3 session the handler creates has it.
+The same `main()` runs in a child forked by the zygote (`zygote.py`).
 
 Init errors are answered once (`Runtime.ImportModuleError`, `Runtime.HandlerNotFound`, …)
 and the worker then exits, so the next invocation tries the import again in a fresh process.
@@ -88,7 +93,7 @@ def _load_handler(spec: str) -> tuple[Any, dict[str, Any] | None]:
     return handler, None
 
 
-def _watch_parent(parent_pid: int) -> None:
+def watch_parent(parent_pid: int) -> None:
     """Die with the parent even when busy in a handler (Linux); EOF covers the idle case."""
     try:
         import ctypes
@@ -107,12 +112,16 @@ def main(argv: list[str] | None = None) -> None:
     # Ctrl-C in a terminal reaches the whole process group: the parent decides when
     # workers end (it closes the socket or kills them), so handlers never see SIGINT.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _watch_parent(parent_pid)
+    watch_parent(parent_pid)
 
     # sys.path as Lambda builds it: the code, then the layers, then the runtime's own paths.
     # `-m` put the working directory (the code directory) first; replace it explicitly.
     rest = [p for p in sys.path[1:] if p not in paths]
     sys.path[:] = [*paths, *rest]
+    if len(argv) > 3:
+        from apigw_local.runtime import management
+
+        management.install(int(argv[3]))
 
     sock = socket.socket(fileno=fd)
     stream = sock.makefile("rb")

@@ -1,0 +1,190 @@
+"""The Management API without the HTTP hop: botocore calls answered over a worker channel.
+
+A delivery through `post_to_connection` used to be a full HTTPS request from the worker to the
+gateway: TLS, HTTP framing and a connection pool, 1–3 ms of CPU each on a small machine. Here
+botocore still does everything of its own — parameter validation, serialisation, the request
+URL, response parsing and typed exceptions (`GoneException` is raised by botocore itself, from
+the gateway's answer) — but the request does not go through the network:
+
+- the worker bootstrap appends a `before-call.apigatewaymanagementapi` handler to
+  `botocore.handlers.BUILTIN_HANDLERS`, the list every botocore session (and so every boto3
+  session, default or not) registers when it is created. A `before-call` handler that returns
+  `(http_response, parsed)` short-circuits the send: the mechanism botocore's Stubber uses;
+- the handler answers only for requests whose endpoint host is one of the emulator's own
+  WebSocket port (`APIGW_LOCAL_MANAGEMENT_HOSTS`); any other endpoint (AWS itself, another
+  emulator) takes botocore's normal path;
+- the request (method, path, body, exactly as botocore serialised them) goes over a socket to
+  the gateway, which answers it with the very code that serves `@connections` over HTTP
+  (status, headers, body); the answer is parsed by botocore's own parser for the service's
+  protocol, with the modelled error fields, as `Endpoint` does.
+
+What is skipped: signing (the gateway never checked signatures), retries (a local socket does
+not drop requests) and the `before-send`/`before-parse` events.
+`APIGW_LOCAL_MANAGEMENT_TRANSPORT=http` in the worker's environment (or the CLI's
+`--management-transport http`) keeps the HTTP path.
+
+The channel is one socket per worker, thread-safe and pipelined: any number of threads may
+have requests in flight, matched to answers by id; a reader thread started on first use
+delivers the answers. Frame (both ways): 4-byte big-endian length, then 4-byte id, 2-byte
+header length, a JSON header (`{"m": method, "p": path}` / `{"s": status, "h": headers}`), body.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import threading
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+HOSTS_ENV = "APIGW_LOCAL_MANAGEMENT_HOSTS"
+TRANSPORT_ENV = "APIGW_LOCAL_MANAGEMENT_TRANSPORT"
+EVENT = "before-call.apigatewaymanagementapi"
+
+_LENGTH = struct.Struct(">I")
+_HEAD = struct.Struct(">IH")  # id, header length
+
+
+def encode(request_id: int, header: dict[str, Any], body: bytes) -> bytes:
+    head = json.dumps(header, separators=(",", ":")).encode()
+    size = _HEAD.size + len(head) + len(body)
+    return _LENGTH.pack(size) + _HEAD.pack(request_id, len(head)) + head + body
+
+
+def decode(payload: bytes) -> tuple[int, dict[str, Any], bytes]:
+    request_id, head_size = _HEAD.unpack_from(payload)
+    start = _HEAD.size
+    header = json.loads(payload[start:start + head_size])
+    return request_id, header, payload[start + head_size:]
+
+
+class ChannelClosed(ConnectionError):
+    pass
+
+
+class Channel:
+    """The worker's end: `call()` from any thread; answers matched by id."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._lock = threading.Lock()
+        self._pending: dict[int, list[Any]] = {}
+        self._next = 0
+        self._reader: threading.Thread | None = None
+        self._closed = False
+
+    def call(self, method: str, path: str, body: bytes) -> tuple[int, list[list[str]], bytes]:
+        slot: list[Any] = [threading.Event(), None]
+        with self._lock:
+            if self._closed:
+                raise ChannelClosed("the gateway closed the Management API channel")
+            self._next = request_id = (self._next + 1) & 0xFFFFFFFF
+            self._pending[request_id] = slot
+            if self._reader is None:
+                self._reader = threading.Thread(target=self._read, name="apigw-local-mgmt",
+                                                daemon=True)
+                self._reader.start()
+            try:
+                self.sock.sendall(encode(request_id, {"m": method, "p": path}, body))
+            except OSError as exc:
+                self._pending.pop(request_id, None)
+                raise ChannelClosed(str(exc)) from exc
+        slot[0].wait()
+        if slot[1] is None:
+            raise ChannelClosed("the gateway closed the Management API channel")
+        header, answer = slot[1]
+        return header["s"], header["h"], answer
+
+    def _read(self) -> None:
+        stream = self.sock.makefile("rb")
+        try:
+            while True:
+                size_bytes = stream.read(_LENGTH.size)
+                if len(size_bytes) < _LENGTH.size:
+                    break
+                (size,) = _LENGTH.unpack(size_bytes)
+                payload = stream.read(size)
+                if len(payload) < size:
+                    break
+                request_id, header, body = decode(payload)
+                with self._lock:
+                    slot = self._pending.pop(request_id, None)
+                if slot is not None:
+                    slot[1] = (header, body)
+                    slot[0].set()
+        except (OSError, ValueError):
+            pass
+        finally:
+            with self._lock:
+                self._closed = True
+                pending, self._pending = self._pending, {}
+            for slot in pending.values():
+                slot[0].set()
+
+
+def make_handler(hosts: Iterable[str], channel: Channel) -> Any:
+    """The `before-call` handler: answers requests to `hosts` through `channel`."""
+    from botocore.awsrequest import AWSResponse
+    from botocore.endpoint import convert_to_response_dict
+    from botocore.exceptions import EndpointConnectionError
+    from botocore.parsers import create_parser
+
+    local = frozenset(h.lower() for h in hosts)
+    parsers: dict[str, Any] = {}
+
+    def before_call(model: Any, params: dict[str, Any], **kwargs: Any) -> Any:
+        url = params.get("url") or ""
+        parts = urlsplit(url)
+        if parts.netloc.lower() not in local:
+            return None  # not our gateway: botocore sends it as usual
+        body = params.get("body") or b""
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        elif not isinstance(body, bytes | bytearray):
+            body = body.read() if hasattr(body, "read") else bytes(body)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        try:
+            status, headers, answer = channel.call(params.get("method", "GET"), path, bytes(body))
+        except ChannelClosed as exc:
+            raise EndpointConnectionError(endpoint_url=url, error=exc) from exc
+        response = AWSResponse(url, status, {k.lower(): v for k, v in headers}, None)
+        response._content = answer
+        response_dict = convert_to_response_dict(response, model)
+        protocol = model.service_model.resolved_protocol
+        parser = parsers.get(protocol)
+        if parser is None:
+            parser = parsers[protocol] = create_parser(protocol)
+        parsed = parser.parse(response_dict, model.output_shape)
+        if status >= 300:  # the modelled error fields, as botocore's Endpoint adds them
+            code = parsed.get("Error", {}).get("Code")
+            shape = model.service_model.shape_for_error_code(code) if code else None
+            if shape is not None:
+                parsed.update(parser.parse(response_dict, shape))
+        if "ResponseMetadata" in parsed:
+            parsed["ResponseMetadata"]["RetryAttempts"] = 0
+        return response, parsed
+
+    return before_call
+
+
+def install(fd: int, environ: Any = os.environ) -> bool:
+    """Install the direct path for every botocore session created from now on.
+
+    Returns False (and leaves botocore alone) when the transport is `http`, no hosts are given,
+    or botocore is not installed for this function.
+    """
+    hosts = [h for h in (environ.get(HOSTS_ENV) or "").split(",") if h]
+    if not hosts or environ.get(TRANSPORT_ENV, "direct").lower() == "http":
+        os.close(fd)
+        return False
+    try:
+        import botocore.handlers
+    except ImportError:
+        os.close(fd)
+        return False
+    channel = Channel(socket.socket(fileno=fd))
+    botocore.handlers.BUILTIN_HANDLERS.append((EVENT, make_handler(hosts, channel)))
+    return True

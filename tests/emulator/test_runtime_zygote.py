@@ -1,0 +1,151 @@
+"""Cold starts through the fork server: isolation, fallbacks, throttling, clean-up."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import textwrap
+
+import pytest
+
+from apigw_local.runtime import Runtime
+from apigw_local.runtime import pool as pool_module
+from apigw_local.template import load_application
+
+HANDLER = '''
+import os, random, sys, time
+time.sleep(float(os.environ.get("INIT_SLEEP", "0")))
+LOADED_AT_INIT = "boto3" in sys.modules
+
+
+def handler(event, context):
+    return {"pid": os.getpid(), "ppid": os.getppid(), "cwd": os.getcwd(),
+            "path0": sys.path[0], "random": random.random(), "tz": time.tzname[0],
+            "only_here": os.environ.get("ONLY_HERE"), "zygote_only": os.environ.get("ZYG"),
+            "preloaded": LOADED_AT_INIT}
+'''
+
+
+def _app(tmp_path, *, shadow=False, init_sleep=0.0, functions=("A",)):
+    code = tmp_path / "code"
+    code.mkdir(exist_ok=True)
+    (code / "app.py").write_text(HANDLER)
+    if shadow:  # the function ships its own copy of a preloaded package
+        (code / "six.py").write_text("")
+    resources = "".join(textwrap.dedent(f"""
+      {name}:
+        Type: AWS::Serverless::Function
+        Properties:
+          CodeUri: code
+          Handler: app.handler
+          Runtime: python3.13
+          Timeout: 5
+          Environment:
+            Variables: {{ONLY_HERE: "{name}", INIT_SLEEP: "{init_sleep}"}}
+    """) for name in functions)
+    (tmp_path / "template.yaml").write_text("Transform: AWS::Serverless-2016-10-31\n"
+                                            "Resources:" + textwrap.indent(resources, "  "))
+    return load_application([tmp_path / "template.yaml"])
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+async def test_forked_worker_has_its_function_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZYG", "leaked")  # in the gateway's env: must not reach the worker
+    runtime = Runtime(_app(tmp_path))
+    try:
+        inv = await runtime.invoke("A", {})
+        assert inv.ok, inv.error
+        out = inv.payload
+        assert out["ppid"] == runtime._zygote.proc.pid  # forked, not a fresh interpreter
+        assert out["only_here"] == "A" and out["zygote_only"] is None
+        assert out["cwd"] == str(tmp_path / "code") and out["path0"] == str(tmp_path / "code")
+        assert out["tz"] == "UTC"
+        assert out["preloaded"] is True
+    finally:
+        await runtime.aclose()
+
+
+async def test_random_is_reseeded_in_every_worker(tmp_path):
+    runtime = Runtime(_app(tmp_path, functions=("A", "B")))
+    try:
+        a, b = await asyncio.gather(runtime.invoke("A", {}), runtime.invoke("B", {}))
+        assert a.payload["pid"] != b.payload["pid"]
+        assert a.payload["random"] != b.payload["random"]
+    finally:
+        await runtime.aclose()
+
+
+async def test_a_function_shipping_a_preloaded_package_starts_fresh(tmp_path):
+    runtime = Runtime(_app(tmp_path, shadow=True))
+    try:
+        inv = await runtime.invoke("A", {})
+        assert inv.ok, inv.error
+        assert inv.payload["ppid"] == os.getpid()
+        assert inv.payload["preloaded"] is False
+    finally:
+        await runtime.aclose()
+
+
+async def test_without_the_fork_server_workers_start_fresh(tmp_path):
+    runtime = Runtime(_app(tmp_path), fork_server=False)
+    try:
+        inv = await runtime.invoke("A", {})
+        assert inv.payload["ppid"] == os.getpid()
+        assert runtime._zygote.proc is None
+    finally:
+        await runtime.aclose()
+
+
+async def test_queued_cold_starts_do_not_count_against_the_init_timeout(tmp_path, monkeypatch):
+    # Eight cold starts, one initialising at a time, 0.3 s each: 2.4 s in all, more than the
+    # (lowered) 2 s init limit, yet each worker's own init is well within it.
+    monkeypatch.setattr(pool_module, "INIT_TIMEOUT", 2.0)
+    runtime = Runtime(_app(tmp_path, init_sleep=0.3), max_initialising=1)
+    try:
+        results = await asyncio.gather(*(runtime.invoke("A", {}) for _ in range(8)))
+        assert [r.error for r in results] == [None] * 8
+        assert len({r.payload["pid"] for r in results}) == 8
+    finally:
+        await runtime.aclose()
+
+
+async def test_aclose_leaves_no_process(tmp_path):
+    runtime = Runtime(_app(tmp_path, functions=("A", "B")))
+    results = await asyncio.gather(*(runtime.invoke(f, {}) for f in ("A", "B", "A", "B")))
+    pids = {r.payload["pid"] for r in results} | {runtime._zygote.proc.pid}
+    await runtime.aclose()
+    assert all(_gone(pid) for pid in pids)
+
+
+async def test_a_killed_fork_server_is_replaced(tmp_path):
+    runtime = Runtime(_app(tmp_path, functions=("A", "B")))
+    try:
+        first = await runtime.invoke("A", {})
+        zygote_pid = runtime._zygote.proc.pid
+        os.kill(zygote_pid, signal.SIGKILL)
+        await runtime._zygote.proc.wait()
+        # Its workers die with it (PR_SET_PDEATHSIG): the next call gets a new worker.
+        again = await runtime.invoke("A", {})
+        assert again.ok, again.error
+        assert again.payload["pid"] != first.payload["pid"]
+        assert again.payload["ppid"] == runtime._zygote.proc.pid != zygote_pid
+    finally:
+        await runtime.aclose()
+
+
+@pytest.mark.parametrize("preload", [["no_such_module_anywhere"]])
+async def test_a_missing_preload_module_is_skipped(tmp_path, preload):
+    runtime = Runtime(_app(tmp_path), preload=preload)
+    try:
+        inv = await runtime.invoke("A", {})
+        assert inv.ok and inv.payload["ppid"] == runtime._zygote.proc.pid
+    finally:
+        await runtime.aclose()
