@@ -87,13 +87,19 @@ def main() -> None:
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the local CA lives (default: .local/apigw-local).")
 @click.option("--prewarm", is_flag=True, help="Start one worker per function at start.")
+@click.option("--management-transport", type=click.Choice(["direct", "http"]), default="direct",
+              show_default=True, envvar="APIGW_LOCAL_MANAGEMENT_TRANSPORT",
+              help="How the functions' boto3 reaches this emulator's @connections: 'direct' "
+                   "(botocore validates and parses as usual; the request skips HTTP/TLS) or "
+                   "'http' (a real HTTPS request, as in AWS).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def start(templates: tuple[Path, ...], host: str, port: int, ws_port: int, stage: str | None,
           parameter_overrides: tuple[str, ...], env_vars: Path | None,
           dynamodb_endpoint: str | None, seed: Path | None, static_dir: Path | None,
           no_static: bool, endpoints_file: Path | None, idle_timeout: float,
           max_connection_duration: float, max_concurrency: int, region: str,
-          stack_name: str, state_dir: Path | None, prewarm: bool, verbose: bool) -> None:
+          stack_name: str, state_dir: Path | None, prewarm: bool, management_transport: str,
+          verbose: bool) -> None:
     """Serve the template's APIs until Ctrl-C."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -110,6 +116,7 @@ def start(templates: tuple[Path, ...], host: str, port: int, ws_port: int, stage
         serve_static=not no_static, endpoints_file=endpoints_file, idle_timeout=idle_timeout,
         max_connection_duration=max_connection_duration, max_concurrency=max_concurrency,
         region=region, stack_name=stack_name, state_dir=state_dir, prewarm=prewarm,
+        management_transport=management_transport,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_run(config), loop_factory=_loop_factory())

@@ -26,7 +26,7 @@ from .model import Application
 from .quotas import Quotas
 from .server.http11 import HttpConnection, make_factory
 from .server.httpapi import HttpApiGateway
-from .server.invoke import Integrations
+from .server.invoke import Integrations, management_handler
 from .server.listener import Listener
 from .server.websocket import ApiService, WebSocketGateway
 from .tls import TlsMaterial, ensure_tls
@@ -63,6 +63,10 @@ class Config:
     stack_name: str = "apigw-local"
     prewarm: bool = False
     python: str | None = None  # interpreter for the workers
+    # How workers' botocore reaches @connections on this emulator: "direct" (over a socket to
+    # the gateway, see runtime/management.py) or "http" (botocore's own HTTP/TLS request).
+    management_transport: str = field(
+        default_factory=lambda: os.environ.get("APIGW_LOCAL_MANAGEMENT_TRANSPORT", "direct"))
 
 
 @dataclass(frozen=True)
@@ -180,6 +184,11 @@ class Emulator:
         }
         if c.python:
             runtime_kwargs["python"] = c.python
+        if c.management_transport.lower() != "http":
+            hosts = {f"localhost:{ws_port}", f"127.0.0.1:{ws_port}", f"{c.host}:{ws_port}"}
+            extra_env["APIGW_LOCAL_MANAGEMENT_HOSTS"] = ",".join(sorted(hosts))
+            runtime_kwargs["management"] = management_handler(
+                lambda: self.ws_gateway, host="localhost", port=ws_port)
         self.runtime = Runtime(app, **runtime_kwargs)
         await self.runtime.start(prewarm=c.prewarm)
 
