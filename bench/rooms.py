@@ -32,27 +32,40 @@ class Clients:
         self.connections: list[websockets.ClientConnection] = []
         self.arrivals: dict[str, list[float]] = {}
         self.readers: list[asyncio.Task[None]] = []
+        self.joined: dict[websockets.ClientConnection, asyncio.Future[None]] = {}
         self.lost_connections = 0
 
     async def __aenter__(self) -> Clients:
         async def open_one(n: int) -> websockets.ClientConnection:
-            query = {"room": ROOM}
-            if self.secret:
-                query["token"] = token(self.secret, f"user{n}")
-            return await websockets.connect(f"{self.url}?{urlencode(query)}", max_queue=None)
+            query = {"token": token(self.secret, f"user{n}")} if self.secret else {}
+            url = f"{self.url}?{urlencode(query)}" if query else self.url
+            return await websockets.connect(url, max_queue=None)
 
-        for start in range(0, self.count, 50):  # connect in waves, as browsers would
+        # Connect first, then `join` (what the web client does). Joining with `&room=` at
+        # connect time while 50 other `$connect`s run makes the app post `joined` to members
+        # still CONNECTING, which AWS answers 410 and the app then drops their membership.
+        for start in range(0, self.count, 50):  # in waves, as browsers would
             batch = range(start, min(self.count, start + 50))
             self.connections += await asyncio.gather(*(open_one(n) for n in batch))
+        self.joined = {ws: asyncio.get_running_loop().create_future()
+                       for ws in self.connections}
         self.readers = [asyncio.create_task(self._read(ws)) for ws in self.connections]
+        join = json.dumps({"action": "join", "room": ROOM})
+        for start in range(0, self.count, 50):
+            batch = self.connections[start:start + 50]
+            await asyncio.gather(*(ws.send(join) for ws in batch))
+            await asyncio.wait_for(asyncio.gather(*(self.joined[ws] for ws in batch)), 120)
         return self
 
     async def _read(self, ws: websockets.ClientConnection) -> None:
         try:
             async for raw in ws:
                 frame = json.loads(raw)
-                if frame.get("type") == "message":
+                kind = frame.get("type")
+                if kind == "message":
                     self.arrivals.setdefault(frame["text"], []).append(time.perf_counter())
+                elif kind in ("presence", "history") and not self.joined[ws].done():
+                    self.joined[ws].set_result(None)
         except websockets.ConnectionClosed:
             self.lost_connections += 1
 
@@ -124,6 +137,9 @@ async def _baseline(count: int, quick: bool) -> dict[str, object]:
         try:
             async for raw in ws:
                 frame = json.loads(raw)
+                if frame.get("action") == "join":
+                    await ws.send(json.dumps({"type": "presence", "room": ROOM, "count": 1}))
+                    continue
                 out = {"type": "message", "room": ROOM, "text": frame["text"], "sender": "x"}
                 broadcast(members, json.dumps(out))
         finally:
