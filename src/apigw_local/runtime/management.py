@@ -25,13 +25,13 @@ not drop requests) and the `before-send`/`before-parse` events.
 
 The channel is one socket per worker, thread-safe and pipelined: any number of threads may
 have requests in flight, matched to answers by id; a reader thread started on first use
-delivers the answers. Frame (both ways): 4-byte big-endian length, then 4-byte id, 2-byte
-header length, a JSON header (`{"m": method, "p": path}` / `{"s": status, "h": headers}`), body.
+delivers the answers. Frame (both ways): 4-byte big-endian length, 4-byte id, 2-byte header
+length, the header as latin-1 text (request: `METHOD path`; answer: `status` then one
+`name: value` per line), then the body. No JSON: this runs for every delivery.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import struct
@@ -48,17 +48,37 @@ _LENGTH = struct.Struct(">I")
 _HEAD = struct.Struct(">IH")  # id, header length
 
 
-def encode(request_id: int, header: dict[str, Any], body: bytes) -> bytes:
-    head = json.dumps(header, separators=(",", ":")).encode()
+def encode(request_id: int, head: bytes, body: bytes) -> bytes:
     size = _HEAD.size + len(head) + len(body)
     return _LENGTH.pack(size) + _HEAD.pack(request_id, len(head)) + head + body
 
 
-def decode(payload: bytes) -> tuple[int, dict[str, Any], bytes]:
+def decode(payload: bytes) -> tuple[int, bytes, bytes]:
     request_id, head_size = _HEAD.unpack_from(payload)
     start = _HEAD.size
-    header = json.loads(payload[start:start + head_size])
-    return request_id, header, payload[start + head_size:]
+    return request_id, payload[start:start + head_size], payload[start + head_size:]
+
+
+def request_head(method: str, path: str) -> bytes:
+    return f"{method} {path}".encode("latin-1")
+
+
+def parse_request_head(head: bytes) -> tuple[str, str]:
+    method, _, path = head.decode("latin-1").partition(" ")
+    return method, path
+
+
+def answer_head(status: int, headers: Iterable[tuple[str, str]]) -> bytes:
+    return "\n".join([str(status), *(f"{k}: {v}" for k, v in headers)]).encode("latin-1")
+
+
+def parse_answer_head(head: bytes) -> tuple[int, list[tuple[str, str]]]:
+    status, *lines = head.decode("latin-1").split("\n")
+    headers = []
+    for line in lines:
+        name, _, value = line.partition(": ")
+        headers.append((name, value))
+    return int(status), headers
 
 
 class ChannelClosed(ConnectionError):
@@ -66,63 +86,88 @@ class ChannelClosed(ConnectionError):
 
 
 class Channel:
-    """The worker's end: `call()` from any thread; answers matched by id."""
+    """The worker's end: `call()` from any thread; answers matched by id.
+
+    Leader/follower, no reader thread: the first caller without an answer reads the socket
+    and hands the answers it finds to their callers; when its own answer is in, it passes the
+    reading on to a caller still waiting. A lone caller (the common serial case) thus never
+    waits for another thread to be scheduled.
+    """
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self._stream = sock.makefile("rb")
         self._lock = threading.Lock()
         self._pending: dict[int, list[Any]] = {}
         self._next = 0
-        self._reader: threading.Thread | None = None
+        self._leader = False  # someone is reading; guarded by _lock
         self._closed = False
 
-    def call(self, method: str, path: str, body: bytes) -> tuple[int, list[list[str]], bytes]:
-        slot: list[Any] = [threading.Event(), None]
+    def call(self, method: str, path: str, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        done = threading.Lock()
+        done.acquire()  # released when the answer is in, or to make this caller the reader
+        slot: list[Any] = [done, None]
         with self._lock:
             if self._closed:
                 raise ChannelClosed("the gateway closed the Management API channel")
             self._next = request_id = (self._next + 1) & 0xFFFFFFFF
             self._pending[request_id] = slot
-            if self._reader is None:
-                self._reader = threading.Thread(target=self._read, name="apigw-local-mgmt",
-                                                daemon=True)
-                self._reader.start()
             try:
-                self.sock.sendall(encode(request_id, {"m": method, "p": path}, body))
+                self.sock.sendall(encode(request_id, request_head(method, path), body))
             except OSError as exc:
                 self._pending.pop(request_id, None)
                 raise ChannelClosed(str(exc)) from exc
-        slot[0].wait()
+            lead = not self._leader
+            self._leader = True
+        while not lead:
+            done.acquire()
+            if slot[1] is not None or self._closed:
+                break
+            lead = True  # promoted by the previous reader
+        if lead:
+            self._lead(slot)
         if slot[1] is None:
             raise ChannelClosed("the gateway closed the Management API channel")
-        header, answer = slot[1]
-        return header["s"], header["h"], answer
+        head, answer = slot[1]
+        status, headers = parse_answer_head(head)
+        return status, headers, answer
 
-    def _read(self) -> None:
-        stream = self.sock.makefile("rb")
+    def _lead(self, slot: list[Any]) -> None:
+        stream = self._stream
+        closed = False
         try:
-            while True:
+            while slot[1] is None:
                 size_bytes = stream.read(_LENGTH.size)
                 if len(size_bytes) < _LENGTH.size:
+                    closed = True
                     break
                 (size,) = _LENGTH.unpack(size_bytes)
                 payload = stream.read(size)
                 if len(payload) < size:
+                    closed = True
                     break
-                request_id, header, body = decode(payload)
+                request_id, head, body = decode(payload)
                 with self._lock:
-                    slot = self._pending.pop(request_id, None)
-                if slot is not None:
-                    slot[1] = (header, body)
-                    slot[0].set()
+                    other = self._pending.pop(request_id, None)
+                if other is not None:
+                    other[1] = (head, body)
+                    if other is not slot:
+                        other[0].release()
         except (OSError, ValueError):
-            pass
+            closed = True
         finally:
             with self._lock:
-                self._closed = True
-                pending, self._pending = self._pending, {}
-            for slot in pending.values():
-                slot[0].set()
+                if closed:
+                    self._closed = True
+                    self._leader = False
+                    waiting, self._pending = self._pending, {}
+                    for other in waiting.values():
+                        if other is not slot:
+                            other[0].release()
+                elif self._pending:  # hand the reading over (leadership stays taken)
+                    next(iter(self._pending.values()))[0].release()
+                else:
+                    self._leader = False
 
 
 def make_handler(hosts: Iterable[str], channel: Channel) -> Any:

@@ -298,9 +298,9 @@ class _ManagementChannel(asyncio.Protocol):
                 break
             payload = bytes(buffer[4:4 + size])
             del buffer[:4 + size]
-            request_id, header, body = management.decode(payload)
+            request_id, head, body = management.decode(payload)
             try:
-                answer = self.handler(header["m"], header["p"], body)
+                answer = self.handler(*management.parse_request_head(head), body)
             except Exception:
                 log.exception("Management API call failed")
                 answer = _INTERNAL_ERROR
@@ -330,7 +330,7 @@ _INTERNAL_ERROR: ManagementAnswer = (
 
 def _encode_answer(request_id: int, answer: ManagementAnswer) -> bytes:
     status, headers, body = answer
-    return management.encode(request_id, {"s": status, "h": [list(h) for h in headers]}, body)
+    return management.encode(request_id, management.answer_head(status, headers), body)
 
 
 def _shadows(paths: Sequence[str], modules: frozenset[str]) -> str | None:
