@@ -28,7 +28,7 @@ help:
 	@echo "make test    install everything needed and run every test"
 	@echo "make token USER=alice ROLE=admin   print a token for the local app"
 	@echo "make bench   run the benchmarks"
-	@echo "make lint    cfn-lint and sam validate --lint on template.yaml"
+	@echo "make lint    ruff, cfn-lint and sam validate --lint"
 
 # --- installation -----------------------------------------------------------
 
@@ -88,6 +88,7 @@ test: deps browser sam lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: deps sam
+	$(BIN)/ruff check .
 	$(BIN)/cfn-lint template.yaml
 	$(SAM_VENV)/bin/sam validate --lint --template template.yaml --region us-east-1
 
