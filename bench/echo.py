@@ -73,6 +73,9 @@ def run(quick: bool = False) -> dict[str, object]:
         cold_received, cold_ms = asyncio.run(_burst(endpoints["websocket"], 200))
         progress("burst again, with the workers warm")
         received, burst_ms = asyncio.run(_burst(endpoints["websocket"], 200))
+    with emulator([TEMPLATE], extra_args=["--management-transport", "http"]) as endpoints:
+        progress(f"echo with --management-transport http (botocore's own HTTPS): {count}")
+        over_https = asyncio.run(_round_trips(endpoints["websocket"], count))
     p50, base50 = percentile(ours, 50), percentile(baseline, 50)
     return {
         "echo_round_trips": count,
@@ -81,6 +84,8 @@ def run(quick: bool = False) -> dict[str, object]:
         "echo_p99_ms": round(percentile(ours, 99), 3),
         "baseline_p50_ms": round(base50, 3),
         "echo_p50_vs_baseline": round(p50 / base50, 1),
+        "echo_https_transport_p50_ms": round(percentile(over_https, 50), 3),
+        "echo_https_transport_p95_ms": round(percentile(over_https, 95), 3),
         "burst_sent": 200,
         "cold_burst_received": cold_received,
         "cold_burst_all_answered_ms": round(cold_ms, 1),
