@@ -58,8 +58,8 @@ def serve_moto(host: str, port: int) -> None:
     """
     import threading
 
-    from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-    from werkzeug.serving import make_server
+    from moto.server import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import WSGIRequestHandler, make_server
 
     moto_app = DomainDispatcherApplication(create_backend_app)
     one_at_a_time = threading.Lock()
@@ -68,7 +68,7 @@ def serve_moto(host: str, port: int) -> None:
         with one_at_a_time:
             return list(moto_app(environ, start_response))
 
-    class QuietHandler(MotoRequestHandler):
+    class QuietHandler(WSGIRequestHandler):
         def log_request(self, *args: Any, **kwargs: Any) -> None:  # one line per request: noise
             pass
 
