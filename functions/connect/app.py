@@ -1,4 +1,5 @@
-"""$connect: check the token, register the connection and, with `?room=`, its first room.
+"""$connect: check the token, register the connection and, with `?room=`, its first room
+(stored unannounced: nothing is posted from $connect).
 
 A non-2xx answer makes API Gateway refuse the WebSocket handshake.
 """
@@ -45,7 +46,8 @@ def lambda_handler(event: dict, context: object) -> dict:
         metrics.add_metric(name="RefusedConnections", unit=MetricUnit.Count, value=1)
         return {"statusCode": 400, "body": "Invalid room name"}
     chat = chat_for(fanout.endpoint_of(request))
-    result = chat.connect(request["connectionId"], identity, room)
-    fanout.record(metrics, [result])
+    # Membership only, no fan-out: see Chat.connect.
+    chat.connect(request["connectionId"], identity, room, request.get("connectedAt"))
+    metrics.add_metric(name="Connections", unit=MetricUnit.Count, value=1)
     logger.info("connected", user=identity.user, role=identity.role, room=room)
     return {"statusCode": 200}

@@ -184,7 +184,10 @@ def ws_event(
     body: str | None = None,
     query: dict[str, str] | None = None,
     binary: bool = False,
+    connected_at: int = 1764095400000,
 ) -> dict:
+    """An API Gateway WebSocket event. `connected_at` (epoch ms) defaults to an instant long
+    past, so the connection counts as fully open; pass a recent one for a connecting client."""
     event: dict[str, Any] = {
         "requestContext": {
             "routeKey": route,
@@ -194,8 +197,8 @@ def ws_event(
             "stage": STAGE,
             "requestId": str(uuid.uuid4()),
             "apiId": "abc123defg",
-            "connectedAt": 1764095400000,
-            "requestTimeEpoch": 1764095400000,
+            "connectedAt": connected_at,
+            "requestTimeEpoch": connected_at,
         },
         "isBase64Encoded": binary,
     }
@@ -272,14 +275,16 @@ class App:
         role: str = "user",
         room: str | None = None,
         token_value: str | None = "",
+        connected_at: int | None = None,
     ) -> dict:
         query = {}
         if token_value is not None:
             query["token"] = token_value or token(user, role)
         if room:
             query["room"] = room
+        extra = {} if connected_at is None else {"connected_at": connected_at}
         return self.connect_fn.lambda_handler(
-            ws_event("$connect", connection_id, query=query or None), LambdaContext()
+            ws_event("$connect", connection_id, query=query or None, **extra), LambdaContext()
         )
 
     def send(self, connection_id: str, frame: Any, **kwargs: Any) -> dict:

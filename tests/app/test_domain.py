@@ -219,6 +219,48 @@ def test_gone_exception_deletes_the_connection_and_its_memberships(store):
     assert store.is_member(room_target("general"), "c002")
 
 
+def test_gone_within_30_s_of_connecting_deletes_nothing(store, management, monkeypatch):
+    """410 for a member whose $connect may still run (API Gateway's 29 s integration timeout)
+    keeps it; older, or of unknown age, deletes it. Decided from the Query's items alone."""
+    now = 1_800_000_000_000
+    ages = {"c-new": 0, "c-29s": 29_999, "c-30s": 30_000, "c-old": 3_600_000}
+    for cid, age in ages.items():
+        store.put_connection(cid, cid, "user", "2026-11-25T00:00:00.000Z", 2**31)
+        store.add_member(room_target("r"), cid, cid, 2**31, now - age, announce=False)
+    store.put_connection("c-legacy", "legacy", "user", "2026-11-25T00:00:00.000Z", 2**31)
+    store.add_member(room_target("r"), "c-legacy", "legacy", 2**31)  # no connectedAt
+    management.gone.update([*ages, "c-legacy"])
+    queries = []
+    original = store.memberships.query
+    monkeypatch.setattr(
+        store.memberships, "query", lambda **kw: queries.append(kw) or original(**kw)
+    )
+    for table in (store.connections, store.memberships):
+        monkeypatch.setattr(table, "get_item", lambda **kw: pytest.fail("no extra reads"))
+    frame = JoinedFrame(room="r", user="x")
+    result = fanout.Fanout(management, store, now_ms=lambda: now).to_target(room_target("r"), frame)
+    monkeypatch.undo()
+    # One recipients Query; the other Queries are the clean-up's (byConnection) for the 3 gone.
+    assert [q.get("IndexName") for q in queries] == [None] + ["byConnection"] * 3
+    assert sorted(result.connecting) == ["c-29s", "c-new"]
+    assert sorted(result.gone) == ["c-30s", "c-legacy", "c-old"]
+    for cid in ("c-new", "c-29s"):
+        assert store.is_member(room_target("r"), cid)
+    for cid in ("c-30s", "c-old", "c-legacy"):
+        assert store.targets_of(cid) == []
+    assert store.get_connection("c-new").connected_at is not None
+
+
+def test_a_reply_to_a_gone_sender_still_deletes_it(store, management):
+    """A reply has no membership to say when it connected: a 410 means gone, as before."""
+    store.put_connection("c1", "alice", "user", "2026-11-25T00:00:00.000Z", 2**31)
+    store.add_member(room_target("r"), "c1", "alice", 2**31, fanout.epoch_ms())
+    management.gone.add("c1")
+    result = fanout.Fanout(management, store).send("c1", JoinedFrame(room="r", user="x"))
+    assert (result.gone, result.connecting) == (["c1"], [])
+    assert store.get_connection("c1") is None
+
+
 def test_management_clients_are_shared_per_endpoint_and_sized_to_the_pool():
     fanout.management_client.cache_clear()
     a = fanout.management_client("https://one.example/dev")

@@ -38,13 +38,83 @@ def test_connect_refuses_missing_invalid_or_expired_tokens(app, dynamodb, bad):
     assert all(not items for items in table_items(dynamodb).values())
 
 
-def test_connect_with_room_joins_it_and_tells_the_others(app, store):
+def test_connect_with_room_only_stores_the_membership(app, store):
+    """No fan-out from $connect: members still connecting would answer 410 (fidelity G1)."""
     app.connect("c1", "bob", room="general")
     assert app.connect("c2", "alice", room="general") == {"statusCode": 200}
     assert store.is_member(room_target("general"), "c2")
-    assert app.management.frames("c1")[-1] == {"type": "joined", "room": "general", "user": "alice"}
-    assert app.management.frames("c2") == []
+    assert app.management.posts == []
+    item = store.memberships.get_item(Key={"target": room_target("general"), "connectionId": "c2"})
+    assert item["Item"]["connectedAt"] == 1764095400000  # the event's requestContext.connectedAt
+    assert item["Item"]["unannounced"] is True
     assert app.management.endpoints[-1] == ENDPOINT  # from the event's domainName and stage
+
+
+def test_join_after_a_room_connect_announces_the_user_exactly_once(app, store):
+    app.connect("c1", "bob", room="general")
+    app.send("c1", {"action": "join", "room": "general"})
+    app.connect("c2", "alice", room="general")
+    app.management.clear()
+    app.send("c2", {"action": "join", "room": "general"})
+    joined = {"type": "joined", "room": "general", "user": "alice"}
+    assert app.management.types("c2") == ["history", "presence", "joined"]
+    assert app.management.frames("c2")[1]["count"] == 2
+    assert app.management.frames("c1") == [joined]
+    app.management.clear()
+    app.send("c2", {"action": "join", "room": "general"})
+    assert app.management.types("c2") == ["history", "presence"]
+    assert app.management.frames("c1") == []
+    item = store.memberships.get_item(Key={"target": room_target("general"), "connectionId": "c2"})
+    assert "unannounced" not in item["Item"]
+    assert store.targets_of("c2") == [room_target("general")]
+
+
+def test_a_burst_of_room_connects_keeps_every_member(app, store):
+    """The room benchmark's case: clients connecting together, each still in $connect."""
+    now_ms = clock.epoch_seconds(clock.now()) * 1000
+    ids = [f"c{n:02d}" for n in range(20)]
+    app.management.gone.update(ids)  # none of them can receive yet
+    for n, cid in enumerate(ids):
+        assert app.connect(cid, f"u{n}", room="general", connected_at=now_ms)["statusCode"] == 200
+    members = [m.connection_id for page in store.member_pages(room_target("general")) for m in page]
+    assert sorted(members) == ids
+    assert all(store.get_connection(cid) is not None for cid in ids)
+
+
+def test_a_message_while_a_member_is_connecting_does_not_delete_it(app, store, capsys):
+    """410 within 30 s of connectedAt: the frame is not delivered, nothing is deleted."""
+    app.connect("c1", "bob", room="general")
+    app.send("c1", {"action": "join", "room": "general"})
+    now_ms = clock.epoch_seconds(clock.now()) * 1000
+    app.connect("c2", "alice", room="general", connected_at=now_ms)
+    app.management.gone.add("c2")  # its $connect has not finished
+    capsys.readouterr()
+    app.send("c1", {"action": "send", "room": "general", "text": "early"})
+    emf = [
+        json.loads(line)
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("{") and "_aws" in line
+    ]
+    assert emf[-1]["GoneWhileConnecting"] == [1.0] and emf[-1]["GoneConnections"] == [0.0]
+    assert store.get_connection("c2") is not None
+    assert store.is_member(room_target("general"), "c2")
+    app.management.gone.discard("c2")  # the socket is open now
+    app.management.clear()
+    app.send("c2", {"action": "join", "room": "general"}, connected_at=now_ms)
+    history, presence, joined = app.management.frames("c2")
+    assert [m["text"] for m in history["messages"]] == ["early"]  # what it missed
+    assert presence["count"] == 2 and joined["user"] == "alice"
+    app.send("c2", {"action": "send", "room": "general", "text": "hi"}, connected_at=now_ms)
+    assert app.management.frames("c1")[-1]["text"] == "hi"  # not refused as forbidden
+
+
+def test_gone_after_the_connect_window_still_deletes(app, store):
+    old_ms = clock.epoch_seconds(clock.now() - timedelta(seconds=31)) * 1000
+    app.connect("c1", "bob", room="general")
+    app.connect("c2", "alice", room="general", connected_at=old_ms)
+    app.management.gone.add("c2")
+    app.send("c1", {"action": "send", "room": "general", "text": "anyone?"})
+    assert store.get_connection("c2") is None and store.targets_of("c2") == []
 
 
 def test_connect_with_invalid_room_is_refused(app, store):
@@ -292,6 +362,7 @@ def test_fanout_metrics_are_emitted(app, capsys):
         if line.startswith("{") and "_aws" in line
     ]
     assert emf and emf[-1]["FanoutRecipients"] == [2.0] and emf[-1]["GoneConnections"] == [0.0]
+    assert emf[-1]["GoneWhileConnecting"] == [0.0]
 
 
 # --- $disconnect ------------------------------------------------------------------------

@@ -8,7 +8,7 @@ room both go through `Fanout`, so a vanished connection is cleaned up the same w
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from realtime import clock, income
 from realtime.auth import Identity
@@ -33,7 +33,7 @@ from realtime.models import (
     Unsubscribe,
     parse_action,
 )
-from realtime.store import InvalidCursor, Store, channel_target, room_target
+from realtime.store import Connection, InvalidCursor, Store, channel_target, room_target
 
 # API Gateway closes a WebSocket after 2 hours at most
 # (https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html); records of a
@@ -70,24 +70,37 @@ class Chat:
     # --- lifecycle ------------------------------------------------------------------------
 
     def connect(
-        self, connection_id: str, identity: Identity, room: str | None
-    ) -> FanoutResult | None:
-        """Register the connection (and its first room). Nothing is posted to it: during
-        $connect it cannot receive yet (API Gateway answers GoneException)."""
+        self,
+        connection_id: str,
+        identity: Identity,
+        room: str | None,
+        connected_at: int | None = None,
+    ) -> None:
+        """Register the connection (and its first room), with API Gateway's `connectedAt`
+        (epoch ms; the clock if absent). Nothing is posted, to it or to the room: during
+        $connect a connection cannot receive (API Gateway answers GoneException), and the
+        room's members may be connecting too. The membership is stored unannounced; the
+        connection's first `join` announces it (`joined`)."""
         now = self.now()
+        if connected_at is None:
+            connected_at = round(now.timestamp() * 1000)
         expires = clock.epoch_seconds(now + CONNECTION_TTL)
         self.store.put_connection(
-            connection_id, identity.user, identity.role, clock.iso(now), expires
+            connection_id,
+            identity.user,
+            identity.role,
+            clock.iso(datetime.fromtimestamp(connected_at / 1000, UTC)),
+            expires,
         )
-        if room is None:
-            return None
-        if self.store.add_member(room_target(room), connection_id, identity.user, expires):
-            return self.fanout.to_target(
+        if room is not None:
+            self.store.add_member(
                 room_target(room),
-                JoinedFrame(room=room, user=identity.user),
-                exclude={connection_id},
+                connection_id,
+                identity.user,
+                expires,
+                connected_at,
+                announce=False,
             )
-        return None
 
     def disconnect(self, connection_id: str) -> list[FanoutResult]:
         """Forget the connection and its memberships; tell each of its rooms."""
@@ -117,7 +130,7 @@ class Chat:
             identity = Identity(connection.user, connection.role)
             match action:
                 case Join():
-                    return self._join(connection_id, identity, action)
+                    return self._join(connection, identity, action)
                 case Leave():
                     return self._leave(connection_id, identity, action)
                 case Send():
@@ -125,7 +138,7 @@ class Chat:
                 case History():
                     return self._history(connection_id, action)
                 case Subscribe():
-                    return self._subscribe(connection_id, identity, action)
+                    return self._subscribe(connection, identity, action)
                 case Unsubscribe():
                     self.store.remove_member(channel_target(action.channel), connection_id)
                     return []
@@ -135,10 +148,13 @@ class Chat:
             return [self.fanout.send(connection_id, ErrorFrame.of(error))]
         raise AssertionError(f"unhandled action {action!r}")  # pragma: no cover
 
-    def _join(self, connection_id: str, identity: Identity, action: Join) -> list[FanoutResult]:
+    def _join(self, connection: Connection, identity: Identity, action: Join) -> list[FanoutResult]:
+        connection_id = connection.connection_id
         target = room_target(action.room)
         expires = clock.epoch_seconds(self.now() + CONNECTION_TTL)
-        is_new = self.store.add_member(target, connection_id, identity.user, expires)
+        announce = self.store.add_member(
+            target, connection_id, identity.user, expires, connection.connected_at
+        )
         items, cursor = self.store.latest_messages(action.room, JOIN_HISTORY)
         history = HistoryFrame(
             room=action.room, messages=[message_frame(i) for i in items], next=cursor
@@ -147,7 +163,7 @@ class Chat:
             self.fanout.send(connection_id, history),
             self.fanout.send(connection_id, self.presence(action.room)),
         ]
-        if is_new:
+        if announce:  # a new membership, or the first join after connecting with &room=
             results.append(
                 self.fanout.to_target(target, JoinedFrame(room=action.room, user=identity.user))
             )
@@ -195,14 +211,21 @@ class Chat:
         return [self.fanout.send(connection_id, frame)]
 
     def _subscribe(
-        self, connection_id: str, identity: Identity, action: Subscribe
+        self, connection: Connection, identity: Identity, action: Subscribe
     ) -> list[FanoutResult]:
+        connection_id = connection.connection_id
         if not identity.is_admin:
             raise FrameError(
                 "forbidden", f"Only admins may subscribe to '{DASHBOARD}'.", "subscribe"
             )
         expires = clock.epoch_seconds(self.now() + CONNECTION_TTL)
-        self.store.add_member(channel_target(action.channel), connection_id, identity.user, expires)
+        self.store.add_member(
+            channel_target(action.channel),
+            connection_id,
+            identity.user,
+            expires,
+            connection.connected_at,
+        )
         return [self.fanout.send(connection_id, income.income_frame(self.store, self.now()))]
 
     # --- reads ----------------------------------------------------------------------------

@@ -7,16 +7,25 @@ from the membership Query; at most `2 × workers` posts are in flight, so memory
 for rooms of any size. The payload is encoded once.
 
 A `GoneException` (410) means the connection no longer exists
-(https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-how-to-call-websocket-api-connections.html):
-the connection and its memberships are deleted. Any other error is logged and the fan-out
-goes on.
+(https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-how-to-call-websocket-api-connections.html)
+— or that it does not exist *yet*: API Gateway answers 410 to a connection whose `$connect` has
+not finished (re:Post, "How do I troubleshoot 410 GoneException errors with Amazon API Gateway
+WebSocket APIs?"; docs/fidelity.md G1). So a 410 for a recipient whose membership says it
+connected less than `CONNECTING_WINDOW_MS` ago deletes nothing: the frame is just not
+delivered (the client gets the room's history when it joins). `$connect` cannot still be
+running after that window: API Gateway's integration timeout is 29 s ("Amazon API Gateway
+quotas", https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html). A 410 for
+an older connection, or one whose connect time is unknown (a reply, an old membership), deletes
+the connection and its memberships. The decision uses the `connectedAt` the membership Query
+already returned: no extra read. Any other error is logged and the fan-out goes on.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +42,18 @@ logger = Logger(child=True)
 
 POOL_SIZE = 16
 SENT, GONE, FAILED = "sent", "gone", "failed"
+# 29 s integration timeout (a $connect cannot run longer) plus a second of clock skew.
+CONNECTING_WINDOW_MS = 30_000
+
+
+def epoch_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def still_connecting(connected_at: int | None, now_ms: int) -> bool:
+    """Whether a 410 for a connection that connected at `connected_at` (epoch ms) may mean
+    "its $connect has not finished" rather than "it is gone"."""
+    return connected_at is not None and now_ms - connected_at < CONNECTING_WINDOW_MS
 
 
 @functools.lru_cache(maxsize=8)
@@ -59,15 +80,24 @@ def endpoint_of(request_context: dict[str, Any]) -> str:
 class FanoutResult:
     recipients: int = 0
     sent: int = 0
-    gone: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)  # deleted
     failed: int = 0
+    connecting: list[str] = field(default_factory=list)  # 410 while connecting: kept
 
 
 class Fanout:
-    def __init__(self, client: Any, store: Store, *, workers: int = POOL_SIZE) -> None:
+    def __init__(
+        self,
+        client: Any,
+        store: Store,
+        *,
+        workers: int = POOL_SIZE,
+        now_ms: Callable[[], int] = epoch_ms,
+    ) -> None:
         self.client = client
         self.store = store
         self.workers = workers
+        self.now_ms = now_ms
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -95,37 +125,42 @@ class Fanout:
         """`frame` to every member of `target` (`room#…`/`channel#…`) except `exclude`."""
         skip = set(exclude)
         pages = (
-            [m.connection_id for m in page if m.connection_id not in skip]
+            [(m.connection_id, m.connected_at) for m in page if m.connection_id not in skip]
             for page in self.store.member_pages(target)
         )
         return self._run(pages, frame.encode())
 
     def to_connections(self, connection_ids: Iterable[str], frame: _Frame) -> FanoutResult:
-        return self._run([list(connection_ids)], frame.encode())
+        return self._run([[(c, None) for c in connection_ids]], frame.encode())
 
-    def _run(self, pages: Iterable[list[str]], data: bytes) -> FanoutResult:
+    def _run(self, pages: Iterable[list[tuple[str, int | None]]], data: bytes) -> FanoutResult:
         result = FanoutResult()
         in_flight = threading.BoundedSemaphore(self.workers * 2)
         futures = []
         executor = self._pool()
 
-        def post(connection_id: str) -> tuple[str, str]:
+        def post(connection_id: str, connected_at: int | None) -> tuple[str, int | None, str]:
             try:
-                return connection_id, self.post(connection_id, data)
+                return connection_id, connected_at, self.post(connection_id, data)
             finally:
                 in_flight.release()
 
         for page in pages:
-            for connection_id in page:
+            for connection_id, connected_at in page:
                 in_flight.acquire()
-                futures.append(executor.submit(post, connection_id))
+                futures.append(executor.submit(post, connection_id, connected_at))
                 result.recipients += 1
+        now_ms = None
         for future in futures:
-            connection_id, outcome = future.result()
+            connection_id, connected_at, outcome = future.result()
             if outcome == SENT:
                 result.sent += 1
             elif outcome == GONE:
-                result.gone.append(connection_id)
+                now_ms = self.now_ms() if now_ms is None else now_ms
+                if still_connecting(connected_at, now_ms):
+                    result.connecting.append(connection_id)
+                else:
+                    result.gone.append(connection_id)
             else:
                 result.failed += 1
         for connection_id in result.gone:
@@ -143,15 +178,18 @@ class Fanout:
 
 
 def record(metrics: Any, results: Iterable[FanoutResult | None]) -> None:
-    """Fan-out size, gone connections and failed posts as CloudWatch metrics (Powertools)."""
+    """Fan-out size, gone connections (deleted), 410s from connections still connecting (kept)
+    and failed posts as CloudWatch metrics (Powertools)."""
     from aws_lambda_powertools.metrics import MetricUnit
 
-    recipients = gone = failed = 0
+    recipients = gone = connecting = failed = 0
     for result in results:
         if result is not None:
             recipients += result.recipients
             gone += len(result.gone)
+            connecting += len(result.connecting)
             failed += result.failed
     metrics.add_metric(name="FanoutRecipients", unit=MetricUnit.Count, value=recipients)
     metrics.add_metric(name="GoneConnections", unit=MetricUnit.Count, value=gone)
+    metrics.add_metric(name="GoneWhileConnecting", unit=MetricUnit.Count, value=connecting)
     metrics.add_metric(name="FailedPosts", unit=MetricUnit.Count, value=failed)

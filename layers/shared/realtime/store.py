@@ -12,7 +12,11 @@ Tables (see template.yaml; docs/deploy.md explains the design):
 | WeeklyIncome  | series ("weekly"), week      |                                            |
 
 A membership's `target` is `room#<name>` or `channel#<name>`, so the recipients of a room or
-channel are one paginated Query. Cursors handed to clients are the last key of a page,
+channel are one paginated Query. A membership carries its connection's `connectedAt` (epoch ms,
+API Gateway's `requestContext.connectedAt`) so that a fan-out can tell a connection still in
+`$connect` from a stale one without another read; one stored by `$connect` (`&room=`) carries
+`unannounced: true` until the first `join` announces it. A connection's `connectedAt` is the
+same instant as ISO 8601. Cursors handed to clients are the last key of a page,
 JSON in URL-safe base64: opaque to clients, checked on the way back in.
 """
 
@@ -24,6 +28,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -54,6 +59,10 @@ def channel_target(channel: str) -> str:
     return f"channel#{channel}"
 
 
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
 def encode_cursor(key: dict[str, Any]) -> str:
     raw = json.dumps(key, separators=(",", ":"), sort_keys=True).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -78,17 +87,27 @@ def decode_cursor(cursor: str, *, keys: set[str], fixed: dict[str, str] | None =
     return key
 
 
+def epoch_ms(iso: str) -> int | None:
+    """`2026-11-25T18:30:00.123Z` → epoch milliseconds (None if it is not such a time)."""
+    try:
+        return round(datetime.fromisoformat(iso).timestamp() * 1000)
+    except (TypeError, ValueError):
+        return None
+
+
 @dataclass(frozen=True)
 class Connection:
     connection_id: str
     user: str
     role: str
+    connected_at: int | None = None  # epoch ms
 
 
 @dataclass(frozen=True)
 class Member:
     connection_id: str
     user: str
+    connected_at: int | None = None  # epoch ms; None on memberships stored without it
 
 
 class Store:
@@ -147,7 +166,9 @@ class Store:
         item = self.connections.get_item(Key={"connectionId": connection_id}).get("Item")
         if item is None:
             return None
-        return Connection(connection_id, item["userId"], item["role"])
+        return Connection(
+            connection_id, item["userId"], item["role"], epoch_ms(item.get("connectedAt"))
+        )
 
     def remove_connection(self, connection_id: str) -> list[str]:
         """Delete a connection and all its memberships; the targets it was a member of."""
@@ -159,25 +180,45 @@ class Store:
 
     # --- memberships ----------------------------------------------------------------------
 
-    def add_member(self, target: str, connection_id: str, user: str, expires_at: int) -> bool:
-        """Store the membership (idempotent); True if it is new."""
-        old = self.memberships.put_item(
-            Item={
-                "target": target,
-                "connectionId": connection_id,
-                "userId": user,
-                "expiresAt": expires_at,
-            },
-            ReturnValues="ALL_OLD",
-        )
-        return "Attributes" not in old
+    def add_member(
+        self,
+        target: str,
+        connection_id: str,
+        user: str,
+        expires_at: int,
+        connected_at: int | None = None,
+        *,
+        announce: bool = True,
+    ) -> bool:
+        """Store the membership (idempotent); True if it is to be announced now.
+
+        With `announce` (the `join` action) that is a new membership or one stored unannounced
+        by `$connect`: one PutItem writes it without the mark and returns the old item, so of
+        concurrent joins exactly one sees the mark. `announce=False` is for `$connect`'s
+        membership of a brand-new connection: stored marked `unannounced`, and False.
+        (PutItem, not UpdateItem: the functions' IAM policies allow no more.)
+        """
+        item: dict[str, Any] = {
+            "target": target,
+            "connectionId": connection_id,
+            "userId": user,
+            "expiresAt": expires_at,
+        }
+        if connected_at is not None:
+            item["connectedAt"] = connected_at
+        if not announce:
+            self.memberships.put_item(Item={**item, "unannounced": True})
+            return False
+        old = self.memberships.put_item(Item=item, ReturnValues="ALL_OLD").get("Attributes")
+        # `Attributes` is absent (AWS) or {} (moto) when there was no item.
+        return not old or old.get("unannounced") is True
 
     def remove_member(self, target: str, connection_id: str) -> bool:
         """Delete the membership; True if there was one."""
         old = self.memberships.delete_item(
             Key={"target": target, "connectionId": connection_id}, ReturnValues="ALL_OLD"
         )
-        return "Attributes" in old
+        return bool(old.get("Attributes"))  # absent (AWS) or {} (moto) when there was none
 
     def is_member(self, target: str, connection_id: str) -> bool:
         item = self.memberships.get_item(
@@ -190,13 +231,16 @@ class Store:
         """The members of `target`, one DynamoDB Query page at a time (never a Scan)."""
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": Key("target").eq(target),
-            "ProjectionExpression": "connectionId, userId",
+            "ProjectionExpression": "connectionId, userId, connectedAt",
         }
         if self.page_size:
             kwargs["Limit"] = self.page_size
         while True:
             page = self.memberships.query(**kwargs)
-            yield [Member(i["connectionId"], i["userId"]) for i in page.get("Items", [])]
+            yield [
+                Member(i["connectionId"], i["userId"], _int_or_none(i.get("connectedAt")))
+                for i in page.get("Items", [])
+            ]
             if "LastEvaluatedKey" not in page:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
