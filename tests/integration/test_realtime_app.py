@@ -130,6 +130,29 @@ async def test_verify_over_http_reaches_a_dashboard_subscriber(ep):
         assert status == 409
 
 
+async def test_concurrent_verifies_through_workers_count_once(ep):
+    """8 verifies of one transaction at once, each in its own Lambda worker process:
+    one 200, seven 409, and the week's total moves by the amount exactly once."""
+    auth = {"Authorization": f"Bearer {token('admin', 'admin')}",
+            "Content-Type": "application/json"}
+    status, body = await asyncio.to_thread(
+        http, "POST", f"{ep.http}/transactions",
+        json.dumps({"amount": 777, "description": "race"}).encode(), auth)
+    assert status == 201, body
+    tx = json.loads(body)["transaction"]
+
+    def week_total() -> int:
+        _, body = http("GET", f"{ep.http}/income/weekly?weeks=1", headers=auth)
+        return json.loads(body)["weeks"][-1]["total"]
+
+    before = await asyncio.to_thread(week_total)
+    answers = await asyncio.gather(*(asyncio.to_thread(
+        http, "POST", f"{ep.http}/transactions/{tx['id']}/verify", b"", auth)
+        for _ in range(8)))
+    assert sorted(status for status, _ in answers) == [200] + [409] * 7
+    assert await asyncio.to_thread(week_total) == before + 777
+
+
 async def test_boto3_posts_to_an_app_connection(ep):
     client = boto3.client("apigatewaymanagementapi", endpoint_url=ep.connections,
                           region_name="us-east-1", aws_access_key_id="t",
