@@ -228,11 +228,11 @@ class Store:
         return "Item" in item
 
     def member_pages(self, target: str) -> Iterator[list[Member]]:
-        """The members of `target`, one DynamoDB Query page at a time (never a Scan)."""
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": Key("target").eq(target),
-            "ProjectionExpression": "connectionId, userId, connectedAt",
-        }
+        """The members of `target`, one DynamoDB Query page at a time (never a Scan).
+
+        No ProjectionExpression: a Query consumes capacity for whole items either way, and a
+        membership item is a few attributes, so projecting would only add work per item."""
+        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("target").eq(target)}
         if self.page_size:
             kwargs["Limit"] = self.page_size
         while True:
