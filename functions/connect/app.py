@@ -4,7 +4,6 @@
 A non-2xx answer makes API Gateway refuse the WebSocket handshake.
 """
 
-import functools
 import os
 import re
 
@@ -21,11 +20,6 @@ logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
 store = Store.from_env(boto3.resource("dynamodb"))
-
-
-@functools.cache
-def chat_for(endpoint: str) -> Chat:
-    return Chat(store, fanout.Fanout(fanout.management_client(endpoint), store))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
@@ -45,7 +39,7 @@ def lambda_handler(event: dict, context: object) -> dict:
     if room is not None and not re.match(NAME_PATTERN, room):
         metrics.add_metric(name="RefusedConnections", unit=MetricUnit.Count, value=1)
         return {"statusCode": 400, "body": "Invalid room name"}
-    chat = chat_for(fanout.endpoint_of(request))
+    chat = Chat(store, fanout.fanout_for(fanout.endpoint_of(request), store))
     # Membership only, no fan-out: see Chat.connect.
     chat.connect(request["connectionId"], identity, room, request.get("connectedAt"))
     metrics.add_metric(name="Connections", unit=MetricUnit.Count, value=1)

@@ -1,7 +1,5 @@
 """$disconnect: forget the connection and its memberships, tell its rooms."""
 
-import functools
-
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
@@ -15,18 +13,14 @@ tracer = Tracer()
 store = Store.from_env(boto3.resource("dynamodb"))
 
 
-@functools.cache
-def chat_for(endpoint: str) -> Chat:
-    return Chat(store, fanout.Fanout(fanout.management_client(endpoint), store))
-
-
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: object) -> dict:
     request = event["requestContext"]
     logger.append_keys(connection_id=request["connectionId"])
-    results = chat_for(fanout.endpoint_of(request)).disconnect(request["connectionId"])
+    chat = Chat(store, fanout.fanout_for(fanout.endpoint_of(request), store))
+    results = chat.disconnect(request["connectionId"])
     fanout.record(metrics, results)
     logger.info(
         "disconnected",

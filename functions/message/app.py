@@ -1,7 +1,6 @@
 """$default: every client frame (join, leave, send, history, subscribe, unsubscribe, ping)."""
 
 import base64
-import functools
 import os
 
 import boto3
@@ -20,15 +19,6 @@ store = Store.from_env(boto3.resource("dynamodb"))
 RETENTION_DAYS = int(os.environ.get("MESSAGE_RETENTION_DAYS", "30"))
 
 
-@functools.cache
-def chat_for(endpoint: str) -> Chat:
-    return Chat(
-        store,
-        fanout.Fanout(fanout.management_client(endpoint), store),
-        retention_days=RETENTION_DAYS,
-    )
-
-
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
@@ -39,7 +29,8 @@ def lambda_handler(event: dict, context: object) -> dict:
     body = event.get("body")
     if body and event.get("isBase64Encoded"):
         body = base64.b64decode(body)
-    chat = chat_for(fanout.endpoint_of(request))
+    endpoint = fanout.endpoint_of(request)
+    chat = Chat(store, fanout.fanout_for(endpoint, store), retention_days=RETENTION_DAYS)
     try:
         results = chat.handle(connection_id, body)
     except Exception:

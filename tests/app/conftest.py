@@ -10,6 +10,7 @@ import os
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,7 @@ class FakeManagement:
 
 
 @pytest.fixture
-def management(monkeypatch: pytest.MonkeyPatch) -> FakeManagement:
+def management(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeManagement]:
     fake = FakeManagement()
     endpoints: list[str] = []
 
@@ -151,8 +152,10 @@ def management(monkeypatch: pytest.MonkeyPatch) -> FakeManagement:
         return fake
 
     monkeypatch.setattr(fanout, "management_client", factory)
+    fanout.fanout_for.cache_clear()  # Fanouts cached by earlier tests hold other clients
     fake.endpoints = endpoints  # type: ignore[attr-defined]
-    return fake
+    yield fake
+    fanout.fanout_for.cache_clear()
 
 
 def load_function(name: str, path: Path | None = None) -> Any:

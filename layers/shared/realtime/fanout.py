@@ -71,6 +71,12 @@ def management_client(endpoint: str) -> Any:
     )
 
 
+@functools.lru_cache(maxsize=8)
+def fanout_for(endpoint: str, store: Store) -> Fanout:
+    """One Fanout per endpoint and store, so warm invocations reuse its client and pool."""
+    return Fanout(management_client(endpoint), store)
+
+
 def endpoint_of(request_context: dict[str, Any]) -> str:
     """The Management API endpoint of the API a WebSocket event came through."""
     return f"https://{request_context['domainName']}/{request_context['stage']}"
