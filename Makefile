@@ -29,6 +29,8 @@ help:
 	@echo "make token USER=alice ROLE=admin   print a token for the local app"
 	@echo "make bench   run the benchmarks"
 	@echo "make lint    ruff, cfn-lint and sam validate --lint"
+	@echo "make screenshots                   refresh docs/screenshots from the browser tests"
+	@echo "make web-config STACK=realtime-app web/config.json from a deployed stack's outputs"
 
 # --- installation -----------------------------------------------------------
 
