@@ -441,6 +441,18 @@ class _Loader:
         value = self.resolver.resolve(r.properties[name], r.where(name))
         return default if value is NO_VALUE else value
 
+    def _str_prop(self, r: _Resource, name: str) -> str:
+        value = self._prop(r, name)
+        if not isinstance(value, str):
+            raise TemplateError(f"{r.where(name)}: expected a string")
+        return value
+
+    def _only(self, r: _Resource, name: str, supported: str) -> None:
+        """`name` must be `supported`, the one value the emulator implements."""
+        value = self._prop(r, name)
+        if value != supported:
+            raise TemplateError(f"{r.where(name)}: {value!r} is not supported ({supported} only)")
+
     def _function_by_arn(self, text: str, where: str, functions: Mapping[str, Function]) -> str:
         """The logical id of the function whose ARN `text` (an integration URI) contains."""
         for fn in functions.values():
@@ -613,25 +625,15 @@ class _Loader:
                                 f"got {target!r}")
         integration = self._physical_to(target.split("/", 1)[1],
                                         "AWS::ApiGatewayV2::Integration", where)
-        itype = self._prop(integration, "IntegrationType")
-        if itype != "AWS_PROXY":
-            raise TemplateError(f"{integration.where('IntegrationType')}: {itype!r} is not "
-                                "supported (AWS_PROXY only)")
-        uri = self._prop(integration, "IntegrationUri")
-        if not isinstance(uri, str):
-            raise TemplateError(f"{integration.where('IntegrationUri')}: expected a string")
+        self._only(integration, "IntegrationType", "AWS_PROXY")
+        uri = self._str_prop(integration, "IntegrationUri")
         return self._function_by_arn(uri, integration.where("IntegrationUri"), functions)
 
     def _websocket_api(self, api: _Resource, functions: Mapping[str, Function]) -> WebSocketApi:
         authorizers: dict[str, Authorizer] = {}
         for a in self._children(api, "AWS::ApiGatewayV2::Authorizer"):
-            atype = self._prop(a, "AuthorizerType")
-            if atype != "REQUEST":
-                raise TemplateError(f"{a.where('AuthorizerType')}: {atype!r} is not supported "
-                                    "(REQUEST only)")
-            uri = self._prop(a, "AuthorizerUri")
-            if not isinstance(uri, str):
-                raise TemplateError(f"{a.where('AuthorizerUri')}: expected a string")
+            self._only(a, "AuthorizerType", "REQUEST")
+            uri = self._str_prop(a, "AuthorizerUri")
             sources = self._prop(a, "IdentitySource") or []
             if isinstance(sources, str):
                 sources = [s.strip() for s in sources.split(",")]

@@ -348,6 +348,22 @@ def test_overlay_duplicate_logical_id_is_an_error(tmp_path):
         ),
         (
             """
+            Resources:
+              Api:
+                Type: AWS::ApiGatewayV2::Api
+                Properties: {ProtocolType: WEBSOCKET}
+              Auth:
+                Type: AWS::ApiGatewayV2::Authorizer
+                Properties:
+                  ApiId: !Ref Api
+                  Name: auth
+                  AuthorizerType: JWT
+                  IdentitySource: [route.request.header.Authorization]
+            """,
+            r"Resources\.Auth\.Properties\.AuthorizerType: 'JWT' is not supported \(REQUEST only\)",
+        ),
+        (
+            """
             Parameters:
               Secret: {Type: String}
             Resources: {}
