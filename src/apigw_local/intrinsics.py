@@ -1,6 +1,6 @@
 """CloudFormation intrinsic functions, resolved against a local stack.
 
-The resolver knows nothing about resource types: `template.py` hands it two callbacks, one
+The resolver knows nothing about resource types: the template reader (`template/reader.py`) hands it two callbacks, one
 for `Ref` to a resource and one for `Fn::GetAtt`, and a table of parameter values. What it
 implements follows the CloudFormation "Intrinsic function reference":
 
