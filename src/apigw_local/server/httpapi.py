@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from urllib.parse import unquote
 
-from .. import events
-from ..events import HttpRequestInfo, aws_id, now_ms
+from ..gateway import events
+from ..gateway.events import HttpRequestInfo, aws_id, now_ms
+from ..gateway.routing import DEFAULT, HttpRouter
 from ..model import HttpRoute
-from ..routing import DEFAULT, HttpRouter
 from ..template import api_id_for
 from .http11 import HttpConnection, Request, Response, json_response
 from .invoke import Integrations, log_line
