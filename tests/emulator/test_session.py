@@ -144,7 +144,7 @@ def test_no_route_and_no_default_sends_forbidden():
 
 
 def test_answers_of_an_invocation():
-    s, client = make(), Client()
+    s, client = make(Quotas(connection_inflight=3)), Client()
     s.receive_data(text('{"action": "echo"}') * 3, now=1.0)
     a, b, c = s.events_received()
     s.invocation_done(a, ok({"statusCode": 200, "body": "pong"}), now=1.1)
@@ -164,7 +164,8 @@ def test_answers_of_an_invocation():
 
 
 def test_stage_throttling_is_a_token_bucket():
-    s, client = make(throttle=Throttle(burst_limit=2, rate_limit=1.0), now=0.0), Client()
+    s, client = make(Quotas(connection_inflight=4), throttle=Throttle(burst_limit=2,
+                                                                      rate_limit=1.0)), Client()
     s.receive_data(text("a") + text("b") + text("c"), now=0.0)
     assert len(s.events_received()) == 2
     [refused] = texts(client.read(s))
@@ -175,13 +176,20 @@ def test_stage_throttling_is_a_token_bucket():
 
 
 def test_queued_invocations_are_bounded():
-    s, client = make(Quotas(connection_inflight=1, connection_queue=1)), Client()
-    s.receive_data(text("1") + text("2") + text("3"), now=1.0)
+    s, client = make(Quotas(connection_inflight=1, connection_queue=2)), Client()
+    s.receive_data(text("1") + text("2"), now=1.0)
     [first] = s.events_received()
-    assert json.loads(texts(client.read(s))[0])["message"] == "Too Many Requests"
+    assert s.reading  # one waits: keep reading
+    s.receive_data(text("3"), now=1.0)
+    assert not s.reading  # two wait: the pump stops reading this client (backpressure)
+    # Frames already read still queue, up to four times the limit; then a clear refusal.
+    s.receive_data(b"".join(text(str(n)) for n in range(4, 12)), now=1.0)
+    assert [json.loads(t)["message"] for t in texts(client.read(s))] == \
+        ["Too Many Requests"] * 2
     s.invocation_done(first, ok(), now=1.1)
     [second] = s.events_received()
     assert second.event["body"] == "2"
+    assert not s.reading
 
 
 def test_a_client_that_does_not_read_is_closed():

@@ -33,12 +33,12 @@ class Quotas:
     management_data_bytes: int = 128 * KB
     # Not AWS quotas: bounds that keep one client from holding the gateway's memory or the
     # workers (see session.py). Bytes waiting for a client that does not read before it is
-    # closed; invocations of one connection running at once, and waiting (by count and by
-    # the bytes of their messages).
+    # closed; invocations of one connection running at once, and waiting before the gateway
+    # stops reading that client (by count and by the bytes of their messages).
     client_write_buffer_bytes: int = 4 * 1024 * KB
-    connection_inflight: int = 4
-    connection_queue: int = 1024
-    connection_queue_bytes: int = 8 * 1024 * KB
+    connection_inflight: int = 2
+    connection_queue: int = 64
+    connection_queue_bytes: int = 1024 * KB
 
     def websocket_max_size(self) -> tuple[int, int]:
         """(max message, max frame) in the form websockets' sans-I/O protocol takes."""

@@ -22,8 +22,12 @@ The API Gateway rules it keeps (sources in `quotas.py` and docs/fidelity.md):
 
 And the bounds that are not API Gateway's but keep one client from hurting the others:
 
-- at most `quotas.connection_inflight` invocations of one connection run at once and at most
-  `quotas.connection_queue` wait; a message beyond that gets the "Too Many Requests" frame;
+- at most `quotas.connection_inflight` invocations of one connection run at once; once
+  `quotas.connection_queue` messages (or `connection_queue_bytes`) wait behind them, `reading`
+  is False and the pump stops reading the client: its frames wait in its own socket, as
+  python-websockets applies backpressure at `max_queue`, and nothing is lost. Frames already
+  read keep queueing up to four times those limits; beyond that, a message gets the "Too Many
+  Requests" frame;
 - bytes for a client that does not read wait here while the socket's buffer is full
   (`pause_writing`), up to `quotas.client_write_buffer_bytes`; beyond that the connection is
   closed (and logged): a client that never reads cannot make the gateway hold unbounded memory.
@@ -157,8 +161,11 @@ class Session:
 
     @property
     def reading(self) -> bool:
-        """False while the client does not read what we write: stop reading it too."""
-        return not self._paused
+        """False while the client does not read what we write (stop reading it too), or while
+        enough of its messages wait for their turn."""
+        quotas = self.quotas
+        return not self._paused and len(self._queue) < quotas.connection_queue \
+            and self._queued_bytes < quotas.connection_queue_bytes
 
     # --- input ---------------------------------------------------------------------------
 
@@ -202,8 +209,8 @@ class Session:
             return
         quotas = self.quotas
         if self._inflight >= quotas.connection_inflight and (
-                len(self._queue) >= quotas.connection_queue
-                or self._queued_bytes + len(data) > quotas.connection_queue_bytes):
+                len(self._queue) >= 4 * quotas.connection_queue
+                or self._queued_bytes + len(data) > 4 * quotas.connection_queue_bytes):
             self._error(TOO_MANY_REQUESTS, aws_id())
             return
         try:

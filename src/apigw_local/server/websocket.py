@@ -34,6 +34,9 @@ from .invoke import Integrations, log_line
 
 log = logging.getLogger("apigw_local.server")
 
+SLICE = 4096  # bytes fed to a session at a time
+TURN = 0.0005  # seconds of one connection's frames per turn of the event loop
+
 
 class WebSocketPort:
     """The HTTP application of the WebSocket port (see `http11.HttpApp`)."""
@@ -170,7 +173,7 @@ class Pump:
     `Transport` for that connection: posts arrive through `send_text`)."""
 
     __slots__ = ("port", "stage", "http", "session", "conn", "_timer", "_timer_at",
-                 "_reading", "_done")
+                 "_reading", "_done", "_inbox", "_feeding")
 
     def __init__(self, port: WebSocketPort, stage: Stage, http: HttpConnection,
                  session: Session, conn: Connection) -> None:
@@ -183,15 +186,39 @@ class Pump:
         self._timer_at = 0.0
         self._reading = True
         self._done = False
+        self._inbox = bytearray()  # read, not yet fed to the session (one read at most)
+        self._feeding = False
 
     # --- from the socket (http11.Upgraded) ------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        session = self.session
+        self._inbox += data
+        if not self._feeding:
+            self._feed()
+
+    def _feed(self) -> None:
+        """Feed the session for at most TURN seconds, then let the other connections run.
+
+        One read can hold thousands of small frames (a ping flood: 2 000 pings in 256 KB); fed
+        at once they would hold the event loop for tens of milliseconds and every other client
+        would wait. Fed slice by slice within a time budget, a flooding client gets its turn
+        like the others, and reading it pauses until what it sent has been handled.
+        """
+        self._feeding = False
+        session, inbox = self.session, self._inbox
         before = session.last_active
-        session.receive_data(data, time.monotonic())
+        started = time.perf_counter()
+        while inbox and not self._done:
+            chunk = bytes(inbox[:SLICE])
+            del inbox[:SLICE]
+            session.receive_data(chunk, time.monotonic())
+            if time.perf_counter() - started > TURN:
+                break
         if session.last_active != before:  # at least one frame came in
             self.conn.touch()
+        if inbox and not self._done:
+            self._feeding = True
+            asyncio.get_running_loop().call_soon(self._feed)
         self.process()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -236,9 +263,10 @@ class Pump:
                     transport.abort()
                 else:
                     transport.close()
-            if session.reading != self._reading and not transport.is_closing():
-                self._reading = session.reading
-                if self._reading:
+            reading = session.reading and not self._inbox
+            if reading != self._reading and not transport.is_closing():
+                self._reading = reading
+                if reading:
                     transport.resume_reading()
                 else:
                     transport.pause_reading()
