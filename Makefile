@@ -151,7 +151,8 @@ delete: sam
 	$(SAM) delete
 	@echo "The ledger tables (Transactions, WeeklyIncome) are kept (Retain, deletion protection)."
 
-lock: deps
+lock: $(BIN)/activate
+	$(BIN)/pip install --quiet --progress-bar off pip-tools
 	cd layers/shared && ../../$(BIN)/pip-compile --quiet --strip-extras --no-header \
 	  --no-emit-index-url --no-emit-find-links --annotation-style=line \
 	  $(foreach p,boto3 botocore s3transfer jmespath python-dateutil six urllib3,--unsafe-package $(p)) \

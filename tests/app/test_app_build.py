@@ -8,6 +8,7 @@ layer's Makefile for this machine's wheels (PLATFORM), through the very `sam bui
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import platform
@@ -61,18 +62,31 @@ def built(tmp_path_factory) -> Path:
     return out / "build"
 
 
+def pins() -> dict[str, str]:
+    """The lock: normalised package name → version."""
+    out = {}
+    for line in (ROOT / "layers" / "shared" / "requirements.txt").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("#")[0].strip().split("==")
+            out[name.lower().replace("-", "_")] = version
+    return out
+
+
+def test_the_local_virtualenv_runs_the_locked_versions():
+    installed = {
+        name: importlib.metadata.version(name) for name in pins()
+    }
+    assert installed == pins()
+
+
 def test_the_layer_holds_the_lock_and_no_aws_sdk(built):
     layer = built / "SharedLayer" / "python"
     assert (layer / "realtime" / "auth.py").is_file()
-    pinned = {
-        line.split("==")[0].strip().lower().replace("-", "_")
-        for line in (ROOT / "layers" / "shared" / "requirements.txt").read_text().splitlines()
-        if "==" in line and not line.startswith("#")
-    }
-    installed = {
-        d.name.split("-")[0].lower() for d in layer.glob("*.dist-info")
-    }
-    assert installed == pinned
+    installed = {}
+    for info in layer.glob("*.dist-info"):
+        name, version = info.name.removesuffix(".dist-info").split("-")
+        installed[name.lower()] = version
+    assert installed == pins()
     assert not [name for name in RUNTIME_SDK if (layer / name).exists()]
 
 
