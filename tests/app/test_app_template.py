@@ -388,6 +388,7 @@ def test_local_overlay_adds_the_dev_token_route():
     }
     event = function["Events"]["DevToken"]["Properties"]
     assert (event["Path"], event["Method"]) == ("/dev/token", "POST")
+    assert event["ApiId"] == {"Ref": "HttpApi"}  # the app's HTTP API, with its CORS
 
 
 @pytest.mark.parametrize("today", ["2026-11-25T12:00:00+00:00", "2027-01-02T12:00:00+00:00"])
