@@ -18,7 +18,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
 FUNCTIONS = ("ConnectFunction", "MessageFunction", "DisconnectFunction", "VerifyTxFunction")
