@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import platform
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from apigw_local.architecture import check_native_code, elf_machine
-from apigw_local.template import TemplateError, load_application
+from apigw_local.model import Application, Function
+from apigw_local.template import TemplateError
 
 FUNCTION_DIR = Path(__file__).parent.parent / "fixtures" / "functions" / "echo"
 ARM64, X86_64 = 0xB7, 0x3E
@@ -31,26 +31,14 @@ def test_elf_machine_reads_the_header(tmp_path):
     assert elf_machine(tmp_path / "d.so") is None
 
 
-def app_with_layer(tmp_path: Path, machine: int):
+def app_with_layer(tmp_path: Path, machine: int) -> Application:
+    """An application whose one function has a layer holding an extension module."""
     layer = tmp_path / "layer"
     elf(layer / "python" / "native" / "_speedups.cpython-313-linux-gnu.so", machine)
-    template = tmp_path / "template.yaml"
-    template.write_text(textwrap.dedent(f"""
-        Transform: AWS::Serverless-2016-10-31
-        Resources:
-          Layer:
-            Type: AWS::Serverless::LayerVersion
-            Properties: {{ContentUri: {layer}}}
-          Fn:
-            Type: AWS::Serverless::Function
-            Properties:
-              CodeUri: {FUNCTION_DIR}
-              Handler: app.handler
-              Runtime: python3.13
-              Architectures: [arm64]
-              Layers: [!Ref Layer]
-        """))
-    return load_application([template])
+    fn = Function(logical_id="Fn", name="Fn", code_uri=FUNCTION_DIR, handler="app.handler",
+                  runtime="python3.13", layers=(layer / "python", layer))
+    return Application(functions={"Fn": fn}, websocket_apis=(), http_routes=(), tables={},
+                       parameters={})
 
 
 @pytest.mark.parametrize(("host", "machine"), [("x86_64", ARM64), ("aarch64", X86_64)])
