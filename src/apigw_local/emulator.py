@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .architecture import check_native_code
 from .gateway.connections import ConnectionRegistry
 from .gateway.management import FaultPolicy, Management
 from .gateway.observer import Observer, Observers
@@ -160,8 +161,11 @@ class Emulator:
             http_domain=f"localhost:{http_port}",
         )
         self.app = app
+        check_native_code(app)
         extra_env = await self._dynamodb_env(app)
         dynamodb_url = extra_env.get("AWS_ENDPOINT_URL_DYNAMODB", "")
+        if app.secrets:
+            await self._provision_secrets(app, extra_env)
 
         # TLS for https://{domainName}/{stage}: a local CA the workers trust via AWS_CA_BUNDLE.
         state_dir = c.state_dir or self._default_state_dir()
@@ -252,7 +256,7 @@ class Emulator:
         dynamodb_url = ""
         if c.dynamodb_endpoint:
             dynamodb_url = c.dynamodb_endpoint
-        elif app.tables:
+        elif app.tables or app.secrets:
             from .dynamodb import EmbeddedDynamoDB
 
             self._dynamodb = EmbeddedDynamoDB()
@@ -277,6 +281,21 @@ class Emulator:
                                            credentials=creds)
                 self._sweeper.start()
         return extra_env
+
+    async def _provision_secrets(self, app: Application, extra_env: dict[str, str]) -> None:
+        """The template's secrets, in the embedded moto server (which serves every service)."""
+        if self._dynamodb is None:
+            log.warning("secrets %s: only the embedded backend provisions them; functions "
+                        "reach Secrets Manager where AWS_ENDPOINT_URL points",
+                        ", ".join(app.secrets))
+            return
+        from .dynamodb import LOCAL_CREDENTIALS
+        from .secretsmanager import provision_secrets
+
+        url = self._dynamodb.endpoint_url
+        await _in_thread(provision_secrets, url, list(app.secrets.values()),
+                         region=app.region, credentials=LOCAL_CREDENTIALS)
+        extra_env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = url
 
     def _default_state_dir(self) -> Path:
         candidate = Path.cwd() / ".local" / "apigw-local"

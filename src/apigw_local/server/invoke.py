@@ -12,6 +12,7 @@ from typing import Any
 from ..gateway.invocation import FunctionError, Invocation, Invoker
 from ..gateway.observer import InvocationRecord, Observers
 from ..model import Function
+from ..redact import redact
 
 log = logging.getLogger("apigw_local.invocations")
 
@@ -96,6 +97,6 @@ def log_line(kind: str, route: str, inv: Invocation, status: str | int) -> None:
         return
     detail = ""
     if inv.error is not None:
-        detail = f"  {inv.error.type}: {inv.error.message}"[:300]
+        detail = redact(f"  {inv.error.type}: {inv.error.message}")[:300]
     log.info("%-4s %-28s %-24s %8.1f ms  %s%s", kind, route, inv.function, inv.duration_ms,
              status, detail)

@@ -8,7 +8,8 @@ permissions, deployments, IAM, logs — and with one warning per resource otherw
   it: maps key by key (the function wins), lists concatenated (globals first), scalars
   replaced (`reader`);
 - functions and layers (`functions`); API Gateway V2 APIs and SAM `HttpApi`s (`apigw`);
-  DynamoDB tables (`tables`). How resources are named: `names`.
+  DynamoDB tables (`tables`); Secrets Manager secrets (`secrets`). How resources are named:
+  `names`.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from pathlib import Path
 
 from ..intrinsics import TemplateError
 from ..model import Application, Function, HttpRoute
-from . import apigw, functions, tables
+from . import apigw, functions, secrets, tables
 from .names import (
     API_TYPES,
     FUNCTION_TYPES,
     LAYER_TYPES,
+    SECRET_TYPE,
     SILENT_PREFIXES,
     TABLE_TYPES,
     V2_CHILD_TYPES,
@@ -35,7 +37,7 @@ __all__ = ["TemplateError", "api_id_for", "load_application"]
 
 log = logging.getLogger("apigw_local.template")
 
-_READ_TYPES = FUNCTION_TYPES | LAYER_TYPES | TABLE_TYPES | API_TYPES
+_READ_TYPES = FUNCTION_TYPES | LAYER_TYPES | TABLE_TYPES | API_TYPES | {SECRET_TYPE}
 
 
 def load_application(
@@ -98,6 +100,8 @@ def load_application(
         tables={r.logical_id: tables.read_table(stack, r) for r in resources
                 if r.type in TABLE_TYPES},
         parameters={k: param_str(v) for k, v in parameters.items()},
+        secrets={r.logical_id: secrets.read_secret(stack, r) for r in resources
+                 if r.type == SECRET_TYPE},
         region=region,
         account_id=account_id,
         stack_name=stack_name,

@@ -13,6 +13,7 @@ FUNCTION_TYPES = frozenset({"AWS::Serverless::Function", "AWS::Lambda::Function"
 LAYER_TYPES = frozenset({"AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"})
 TABLE_TYPES = frozenset({"AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable"})
 API_TYPES = frozenset({"AWS::ApiGatewayV2::Api", "AWS::Serverless::HttpApi"})
+SECRET_TYPE = "AWS::SecretsManager::Secret"
 V2_CHILD_TYPES = frozenset({
     "AWS::ApiGatewayV2::Route",
     "AWS::ApiGatewayV2::Integration",
@@ -32,6 +33,7 @@ SILENT_PREFIXES = (
     "AWS::ApiGatewayV2::DomainName",
     "AWS::ApiGatewayV2::IntegrationResponse",
     "AWS::ApiGatewayV2::Model",
+    "AWS::ApiGateway::Account",
     "AWS::IAM::",
     "AWS::Logs::",
     "AWS::CloudWatch::",
@@ -60,6 +62,11 @@ def function_arn(region: str, account_id: str, name: str) -> str:
 
 def layer_arn(region: str, account_id: str, logical_id: str) -> str:
     return f"arn:aws:lambda:{region}:{account_id}:layer:{logical_id}:1"
+
+
+def secret_arn(region: str, account_id: str, name: str) -> str:
+    # Secrets Manager appends "-" and six random characters; a stable six here.
+    return f"arn:aws:secretsmanager:{region}:{account_id}:secret:{name}-{api_id_for(name)[:6]}"
 
 
 def execute_api_host(api_id: str, region: str) -> str:

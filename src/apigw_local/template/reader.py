@@ -24,11 +24,13 @@ from .names import (
     FUNCTION_TYPES,
     IMPLICIT_HTTP_API,
     LAYER_TYPES,
+    SECRET_TYPE,
     TABLE_TYPES,
     api_id_for,
     execute_api_host,
     function_arn,
     layer_arn,
+    secret_arn,
 )
 
 log = logging.getLogger("apigw_local.template")
@@ -256,6 +258,8 @@ class Stack:
             return self.layer_arn_of(lid)
         if r.type == "AWS::ApiGatewayV2::Stage":
             return self.prop(r, "StageName")
+        if r.type == SECRET_TYPE:
+            return self.secret_arn_of(r)
         if r.type.startswith("AWS::ApiGatewayV2::") or r.type.startswith("AWS::Serverless::"):
             physical = api_id_for(lid)
             self.by_physical[physical] = lid
@@ -285,9 +289,11 @@ class Stack:
                 return f"{scheme}://{api_id}.execute-api.{self.region}.amazonaws.com"
         if r.type in LAYER_TYPES and attribute == "Arn":
             return self.layer_arn_of(lid)
+        if r.type == SECRET_TYPE and attribute == "Id":
+            return self.secret_arn_of(r)
         if r.type.startswith("AWS::IAM::") and attribute == "Arn":
             return f"arn:aws:iam::{self.account_id}:{r.type.split('::')[-1].lower()}/{lid}"
-        if r.type in FUNCTION_TYPES | TABLE_TYPES | API_TYPES | LAYER_TYPES:
+        if r.type in FUNCTION_TYPES | TABLE_TYPES | API_TYPES | LAYER_TYPES | {SECRET_TYPE}:
             raise TemplateError(f"attribute {attribute!r} of {r.type} is not supported")
         log.warning("Fn::GetAtt %s.%s: %s is not emulated; using a placeholder",
                     lid, attribute, r.type)
@@ -304,6 +310,12 @@ class Stack:
 
     def table_name(self, r: Resource) -> str:
         return str(self.prop(r, "TableName", f"{self.stack_name}-{r.logical_id}"))
+
+    def secret_name(self, r: Resource) -> str:
+        return str(self.prop(r, "Name", f"{self.stack_name}-{r.logical_id}"))
+
+    def secret_arn_of(self, r: Resource) -> str:
+        return secret_arn(self.region, self.account_id, self.secret_name(r))
 
     def layer_arn_of(self, lid: str) -> str:
         return layer_arn(self.region, self.account_id, lid)
