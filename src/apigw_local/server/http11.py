@@ -147,7 +147,7 @@ class HttpConnection(asyncio.Protocol):
         "app", "scheme", "transport", "parser", "pending", "busy", "upgraded", "peer",
         "local_port", "_url", "_headers", "_body", "_upgrade_request", "_closed", "on_close",
         "_paused", "_pending_bytes", "_head_size", "_head_raw", "_in_body", "_body_size",
-        "_refused", "_linger",
+        "_refused", "_linger", "_eof",
     )
 
     def __init__(self, app: HttpApp, on_close: Callable[[HttpConnection], None] | None = None):
@@ -175,6 +175,7 @@ class HttpConnection(asyncio.Protocol):
         self._body_size = 0
         self._refused = False  # a request was refused: drop every later byte, then close
         self._linger: asyncio.TimerHandle | None = None
+        self._eof = False  # the client half-closed: answer what it sent, then close
 
     # --- asyncio.Protocol ---------------------------------------------------------------
 
@@ -221,6 +222,12 @@ class HttpConnection(asyncio.Protocol):
         else:
             if not self._in_body and self._head_raw > MAX_HEAD_RAW:
                 self._refuse(error_response(431))
+
+    def eof_received(self) -> bool | None:
+        if self.upgraded is not None or not (self.busy or self.pending):
+            return None  # nothing owed: close
+        self._eof = True
+        return True  # keep the transport to write the answers still owed (see _drain)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -338,6 +345,8 @@ class HttpConnection(asyncio.Protocol):
                 self._pending_bytes -= len(item.body)
             self._maybe_resume()
             self._run(item)
+        if self._eof and not (self.busy or self.pending):
+            self.close()
 
     def _run(self, item: Request | Response) -> None:
         """Answer one request (or write a refusal); an awaitable answer makes us busy."""
