@@ -6,8 +6,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from aws_lambda_powertools.utilities.parser.models import (
     APIGatewayWebSocketDisconnectEventModel,
     APIGatewayWebSocketMessageEventModel,
 )
+from http_support import http
 from websockets.exceptions import InvalidStatus
 
 from apigw_local.testing import connect, serve
@@ -34,15 +33,6 @@ def ep(logdir):
     with serve(FIXTURE / "template.yaml", parameter_overrides={"LogDir": str(logdir)},
                static_dir=FIXTURE / "web") as endpoints:
         yield endpoints
-
-
-def http(method, url, data=None, headers=None):
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, dict(r.headers), r.read()
-    except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read()
 
 
 async def test_unmodified_aws_handler_posts_back_over_https(ep):

@@ -4,11 +4,10 @@ out."""
 
 import json
 import secrets
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
+from http_support import http
 
 from apigw_local.testing import serve
 
@@ -25,15 +24,6 @@ def ep():
     with serve([ROOT / "template.yaml", ROOT / "local" / "template.yaml"],
                parameter_overrides={"AuthSecret": SECRET}, static_dir=WEB) as endpoints:
         yield endpoints
-
-
-def http(method, url, body=None, headers=None):
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, dict(r.headers), r.read()
-    except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read()
 
 
 def sign_in(ep, origin=None):
