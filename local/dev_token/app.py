@@ -10,7 +10,6 @@ The origin check also stops DNS rebinding: a rebound page keeps its own host nam
 """
 
 import json
-import os
 from urllib.parse import urlsplit
 
 from aws_lambda_powertools import Logger
@@ -65,7 +64,7 @@ def nested_too_deeply(error: RecursionError) -> Response:
 
 @app.post("/dev/token")
 def dev_token(body: TokenRequest) -> dict:
-    return {"token": auth.issue(os.environ["AUTH_SECRET"], body.user, body.role)}
+    return {"token": auth.issue(auth.secret(), body.user, body.role)}
 
 
 @logger.inject_lambda_context

@@ -90,6 +90,17 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Secret:
+    """An `AWS::SecretsManager::Secret`: its name, the ARN its `Ref` gives, and its value."""
+
+    logical_id: str
+    name: str  # Name if the template sets one, else "{stack_name}-{logical_id}"
+    arn: str  # arn:aws:secretsmanager:{region}:{account}:secret:{name}-{6 characters}
+    value: str = field(repr=False)  # SecretString, or one generated from GenerateSecretString
+    generated: bool = False  # True: a value already in the backend is kept, not replaced
+
+
+@dataclass(frozen=True)
 class Application:
     functions: dict[str, Function]
     websocket_apis: tuple[WebSocketApi, ...]
@@ -97,6 +108,7 @@ class Application:
     tables: dict[str, Table]
     parameters: dict[str, str]  # resolved parameter values (NoEcho ones included)
     http_cors: dict[str, Cors] = field(default_factory=dict)  # HTTP API logical id → its CORS
+    secrets: dict[str, Secret] = field(default_factory=dict)
     region: str = "us-east-1"
     account_id: str = "123456789012"
     stack_name: str = "apigw-local"
