@@ -196,13 +196,14 @@ def emulator(templates: Sequence[Path], *, parameters: dict[str, str] | None = N
             args.append("--prewarm")
         for template in templates:
             args += ["--template", str(template)]
-        for key, value in (parameters or {}).items():
-            args += ["--parameter-overrides", f"{key}={value}"]
         args += list(extra_args)
+        # Parameters (the app's secret) travel in the environment, never in argv.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1",
+               **{f"APIGW_LOCAL_PARAMETER_{k}": v for k, v in (parameters or {}).items()}}
         with open(Path(tmp) / "emulator.log", "w+b") as log:
             server = Server("apigw-local", subprocess.Popen(
                 args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"}))
+                env=env))
             try:
                 deadline = time.monotonic() + 90
                 while not endpoints_file.exists() or not endpoints_file.stat().st_size:

@@ -21,7 +21,9 @@ class Row:
     met: bool | None = None
 
     def ratio(self, baseline: float | None) -> float | None:
-        if self.ours is None or not baseline or _nan(baseline) or _nan(self.ours):
+        if self.ours is None or baseline is None or _nan(baseline) or _nan(self.ours):
+            return None
+        if self.ours <= 0 or baseline <= 0:  # e.g. frames that arrived before the answer
             return None
         return self.ours / baseline
 

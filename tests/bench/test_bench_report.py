@@ -101,3 +101,8 @@ def test_markdown_table():
     assert "| echo | 0.5 ms | 0.25 | — | 2.00× | — | ≤ 0.6 ms | met |" in text
     assert number(12345.6) == "12 346" and number(math.inf) == "never"
     assert number(float("nan")) == "n/a" and number(None) == "—"
+
+
+def test_no_ratio_of_figures_at_or_below_zero():
+    assert Row("verify", "ms", -2.0, channels=1.0).ratio(1.0) is None
+    assert Row("verify", "ms", 2.0, channels=-1.0).ratio(-1.0) is None
