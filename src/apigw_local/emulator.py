@@ -233,6 +233,8 @@ class Emulator:
         self.http_gateway = HttpApiGateway(
             app.http_routes, integrations, domain_name=f"localhost:{http_port}",
             account_id=app.account_id, static_dir=static_dir, endpoints_json=endpoints_json,
+            cors_configurations=app.http_cors,
+            web_origins=_web_origins(c.host, http_port) if static_dir else (),
         )
         self._sockets.clear()
         self._listeners = [
@@ -360,6 +362,14 @@ def _direct_answer(management: Management) -> Any:
         return result.status, headers, b"" if result.status in (204, 304) else result.body
 
     return answer
+
+
+def _web_origins(host: str, port: int) -> tuple[str, ...]:
+    """The origins the served web client can be opened at (the loopback host's names)."""
+    hosts = ["localhost", "127.0.0.1", "[::1]"]
+    if host not in ("0.0.0.0", "::", "", *hosts, "::1"):
+        hosts.append(f"[{host}]" if ":" in host else host)
+    return tuple(f"{scheme}://{h}:{port}" for h in hosts for scheme in ("http", "https"))
 
 
 async def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -100,6 +100,8 @@ def load_application(
         tables={r.logical_id: tables.read_table(stack, r) for r in resources
                 if r.type in TABLE_TYPES},
         parameters={k: param_str(v) for k, v in parameters.items()},
+        http_cors={r.logical_id: cors for r in resources
+                   if (cors := apigw.read_cors(stack, r)) is not None},
         secrets={r.logical_id: secrets.read_secret(stack, r) for r in resources
                  if r.type == SECRET_TYPE},
         region=region,

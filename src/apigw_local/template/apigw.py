@@ -8,10 +8,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from ..intrinsics import TemplateError
-from ..model import Authorizer, Function, HttpRoute, Throttle, WebSocketApi, WebSocketRoute
+from ..intrinsics import NO_VALUE, TemplateError
+from ..model import (
+    Authorizer,
+    Cors,
+    Function,
+    HttpRoute,
+    Throttle,
+    WebSocketApi,
+    WebSocketRoute,
+)
 from .names import api_id_for
-from .reader import Resource, Stack
+from .reader import Resource, Stack, sam_merge, truthy
 
 log = logging.getLogger("apigw_local.template")
 
@@ -142,3 +150,40 @@ def v2_http_routes(stack: Stack, api: Resource, functions: Mapping[str, Function
                 stack.prop(integration, "PayloadFormatVersion", "2.0")),
         ))
     return routes
+
+
+def read_cors(stack: Stack, r: Resource) -> Cors | None:
+    """An HTTP API's CorsConfiguration; SAM also takes it from Globals.HttpApi, and reads
+    `true` or a bare value as AllowOrigins (`true`: `*`)."""
+    if r.type == "AWS::Serverless::HttpApi":
+        own = r.properties.get("CorsConfiguration")
+        glob = stack.http_api_globals.get("CorsConfiguration")
+        intrinsic = isinstance(own, dict) and len(own) == 1 and (
+            next(iter(own)).startswith("Fn::") or "Ref" in own)
+        # SAM merges a mapping with the global one; an intrinsic replaces it whole.
+        raw = glob if own is None else own if intrinsic else sam_merge(glob, own)
+    elif r.type == "AWS::ApiGatewayV2::Api" and stack.prop(r, "ProtocolType") == "HTTP":
+        raw = r.properties.get("CorsConfiguration")
+    else:
+        return None
+    where = r.where("CorsConfiguration")
+    value = stack.resolver.resolve(raw, where)
+    if value in (None, False, NO_VALUE):
+        return None
+    if not isinstance(value, dict):
+        value = {"AllowOrigins": ["*"] if value is True else value}
+
+    def strings(key: str) -> tuple[str, ...]:
+        items = value.get(key) or []
+        items = [items] if isinstance(items, str) else items
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise TemplateError(f"{where}.{key}: expected a list of strings")
+        return tuple(i.strip() for i in items if i.strip())
+
+    max_age = value.get("MaxAge")
+    return Cors(
+        allow_origins=strings("AllowOrigins"), allow_methods=strings("AllowMethods"),
+        allow_headers=strings("AllowHeaders"), expose_headers=strings("ExposeHeaders"),
+        max_age=None if max_age is None else int(max_age),
+        allow_credentials=truthy(value.get("AllowCredentials", False)),
+    )

@@ -83,6 +83,7 @@ class Stack:
         self.condition_defs: dict[str, Any] = {}
         self.mappings: dict[str, Any] = {}
         self.globals: dict[str, GlobalValue] = {}
+        self.http_api_globals: dict[str, Any] = {}  # Globals.HttpApi
         self.by_physical: dict[str, str] = {}  # synthetic ids of V2 children → logical id
         self._api_hosts: dict[str, str] = {}  # "{id}.execute-api.{region}.amazonaws.com" → local
         self._fn_names: dict[str, str] = {}
@@ -141,6 +142,7 @@ class Stack:
             if key in self.globals:
                 value = sam_merge(self.globals[key].value, value)
             self.globals[key] = GlobalValue(value, path)
+        self.http_api_globals.update((doc.get("Globals") or {}).get("HttpApi") or {})
         for lid, definition in (doc.get("Resources") or {}).items():
             if lid in self.resources:
                 raise TemplateError(
