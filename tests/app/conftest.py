@@ -40,6 +40,7 @@ TABLE_ENV = {
     "MessagesTable": "MESSAGES_TABLE",
     "TransactionsTable": "TRANSACTIONS_TABLE",
     "WeeklyIncomeTable": "WEEKLY_INCOME_TABLE",
+    "IdempotencyTable": "IDEMPOTENCY_TABLE",
 }
 
 
@@ -67,6 +68,7 @@ def _env(monkeypatch: pytest.MonkeyPatch) -> None:
         "POWERTOOLS_METRICS_NAMESPACE": "Test",
         "AUTH_SECRET": SECRET,
         "MANAGEMENT_API_ENDPOINT": ENDPOINT,
+        "PRESENCE_WINDOW_MS": "0",  # every join announced at once; coalescing tested apart
     }.items():
         monkeypatch.setenv(name, value)
     for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):

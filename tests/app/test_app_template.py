@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TABLE_ENV, load_function, table_definitions, template
 from realtime import income
+from realtime.models import Transaction
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
@@ -146,6 +147,11 @@ def test_each_function_gets_only_what_it_uses(transformed):
     assert ("dynamodb:UpdateItem", "TransactionsTable") in verify
     assert ("dynamodb:UpdateItem", "WeeklyIncomeTable") in verify
     assert not any(t == "MessagesTable" for _, t in verify)
+    # Powertools idempotency: its own table, and only the item calls it makes.
+    assert {a for a, t in verify if t == "IdempotencyTable"} == {
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
+    }
+    assert not any(t == "IdempotencyTable" for _, t in connect | message | disconnect)
 
 
 def test_websocket_api_routes_stage_and_permissions():
@@ -189,7 +195,8 @@ def test_tables_are_on_demand_with_ttl_where_ephemeral():
     assert set(tables) == set(TABLE_ENV)
     assert all(t["BillingMode"] == "PAY_PER_REQUEST" for t in tables.values())
     ttl = {lid for lid, t in tables.items() if t.get("TimeToLiveSpecification", {}).get("Enabled")}
-    assert ttl == {"ConnectionsTable", "MembershipsTable", "MessagesTable"}
+    assert ttl == {"ConnectionsTable", "MembershipsTable", "MessagesTable", "IdempotencyTable"}
+    assert tables["IdempotencyTable"]["TimeToLiveSpecification"]["AttributeName"] == "expiration"
     memberships = tables["MembershipsTable"]
     assert [k["AttributeName"] for k in memberships["KeySchema"]] == ["target", "connectionId"]
     assert memberships["GlobalSecondaryIndexes"][0]["IndexName"] == "byConnection"
@@ -239,7 +246,7 @@ def test_seed_is_consistent(store, today):
             s = sums.setdefault(t["week"], [0, 0])
             s[0] += t["amount"]
             s[1] += 1
-        store.put_transaction(t)
+        store.put_transaction(Transaction.model_validate(t))
     assert len({t["week"] for t in seed["TransactionsTable"]}) >= 3
     assert any(t["status"] == "pending" for t in seed["TransactionsTable"])
     assert {w["week"]: [w["total"], w["count"]] for w in seed["WeeklyIncomeTable"]} == sums

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import LambdaContext, http_event, load_function, token
 from realtime import clock, income
+from realtime.models import Transaction
 from realtime.store import channel_target
 
 ADMIN = token("root", "admin")
@@ -172,7 +173,7 @@ def test_verify_flips_status_adds_to_week_and_pushes_to_dashboards(api, app, sto
         api.management.endpoints[-1] == "https://abc123defg.execute-api.us-east-1.amazonaws.com/dev"
     )
     stored = store.get_transaction(t["id"])
-    assert stored["status"] == "verified"
+    assert stored.status == "verified" and stored.verified_by == "root"
 
 
 def test_a_repeat_verify_is_409_and_counted_once(api, store):
@@ -244,7 +245,7 @@ def test_the_condition_refuses_a_stale_pending_read(api, store):
     with pytest.raises(AlreadyVerified):
         store.verify_transaction(stale, by="second", at="2026-11-25T00:00:01.000Z")
     assert store.week_totals(t["week"], t["week"]) == {t["week"]: (300, 1)}
-    assert store.get_transaction(t["id"])["verifiedBy"] == "first"
+    assert store.get_transaction(t["id"]).verified_by == "first"
 
 
 def test_verify_unknown_id_is_404(api, store):
@@ -255,9 +256,11 @@ def test_verify_unknown_id_is_404(api, store):
     from realtime.store import NotFound
 
     with pytest.raises(NotFound):
-        store.verify_transaction(
-            {"id": "ghost", "amount": 1, "week": "2026-W48"}, by="x", at="2026-11-25T00:00:00.000Z"
+        ghost = Transaction(
+            id="ghost", amount=1, description="-", status="pending",
+            created_at="2026-11-25T00:00:00.000Z", week="2026-W48",
         )
+        store.verify_transaction(ghost, by="x", at="2026-11-25T00:00:00.000Z")
     assert store.week_totals("2026-W48", "2026-W48") == {}
 
 
