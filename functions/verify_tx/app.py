@@ -15,6 +15,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -24,8 +26,6 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
 from realtime import auth, clock, fanout, income, transactions
 from realtime.models import NewTransaction
 from realtime.store import AlreadyVerified, InvalidCursor, NotFound, Store
@@ -36,7 +36,9 @@ tracer = Tracer()
 store = Store.from_env(boto3.resource("dynamodb"))
 app = APIGatewayHttpResolver(
     enable_validation=True,
-    cors=CORSConfig(allow_origin="*", allow_headers=["Authorization", "Content-Type", "Idempotency-Key"]),
+    cors=CORSConfig(
+        allow_origin="*", allow_headers=["Authorization", "Content-Type", "Idempotency-Key"]
+    ),
 )
 # Reads publish no metrics, by design.
 warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)

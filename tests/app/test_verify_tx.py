@@ -184,25 +184,6 @@ def test_a_repeat_verify_is_409_and_counted_once(api, store):
     assert store.week_totals(t["week"], t["week"]) == {t["week"]: (700, 1)}
 
 
-@pytest.fixture
-def serializable_moto(monkeypatch):
-    """DynamoDB isolates a transaction from other writes and reads of its items
-    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-isolation);
-    moto applies one without a lock, so threads can interleave inside it. Give moto that
-    isolation, so that the race below tests our code rather than moto's threading."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    for name in ("transact_write_items", "get_item", "update_item", "put_item"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(self, *args, __original=original, **kwargs):
-            with lock:
-                return __original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
-
-
 def test_concurrent_verifies_count_once(api, store, serializable_moto):
     """8 verifies of one transaction race (each with its own client, as each Lambda
     instance has): one wins, seven answer AlreadyVerified, the week counts it once.

@@ -203,8 +203,10 @@ class Chat:
             return [self.fanout.to_target(target, joined)]
         expires = clock.epoch_seconds(self.now() + PRESENCE_WINDOW_TTL)
         for _ in range(3):  # a lost race re-reads the window
-            now_ms = epoch_ms(self.now())
             window = self.store.presence_window(room)
+            # The clock is read AFTER the window: this membership was stored before `now_ms`,
+            # so a join that finds the window open is stored before the trailer's read.
+            now_ms = epoch_ms(self.now())
             if window is None or now_ms >= window["end"]:
                 old_end = None if window is None else window["end"]
                 end = now_ms + self.presence_window_ms
@@ -217,7 +219,7 @@ class Chat:
                     return [self.fanout.to_target(target, self.presence(room))]
             else:
                 return []
-        return []
+        return [self.fanout.to_target(target, joined)]  # contended: announce it plainly
 
     def _leave(self, connection_id: str, identity: Identity, action: Leave) -> list[FanoutResult]:
         target = room_target(action.room)

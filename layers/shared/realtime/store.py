@@ -19,8 +19,9 @@ API Gateway's `requestContext.connectedAt`) so that a fan-out can tell a connect
 `unannounced: true` until the first `join` announces it. A connection's `connectedAt` is the
 same instant as ISO 8601; it also keeps the connection's send sequence (`seq`: the last
 stored, `done`: the last delivered to the room, `lastSentMs`: that message's time). A room's
-presence window is the membership item (`presence#{room}`, `window`). Cursors handed to clients are the last key of a page,
-JSON in URL-safe base64: opaque to clients, checked on the way back in.
+presence window is the membership item (`presence#{room}`, `window`). Cursors handed to
+clients are the last key of a page, JSON in URL-safe base64: opaque to clients, checked on the
+way back in.
 """
 
 from __future__ import annotations
@@ -443,7 +444,8 @@ class Store:
     ) -> dict[str, Any]:
         condition, values = _sequence_condition(seq)
         if advance_done:
-            condition = f"(seq = :seq AND done < :seq) OR ({condition})"
+            taken = "seq = :seq AND (attribute_not_exists(done) OR done < :seq)"
+            condition = f"({taken}) OR ({condition})"
         sets = "seq = :seq, lastSentMs = :ms" + (", done = :seq" if advance_done else "")
         return {
             "TableName": self.connections.name,
