@@ -346,3 +346,17 @@ def serializable_moto(monkeypatch):
                     return __original(self, *args, **kwargs)
 
             monkeypatch.setattr(owner, name, locked)
+
+
+@pytest.fixture
+def admin_api(dynamodb, management):
+    """call(method, path, **http_event options) → (status, JSON body), as an admin."""
+    module = load_function("verify_tx")
+
+    def call(method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        response = module.lambda_handler(
+            http_event(method, path, token=token("root", "admin"), **kwargs), LambdaContext()
+        )
+        return response["statusCode"], json.loads(response["body"])
+
+    return call

@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
-from conftest import LambdaContext, http_event, load_function, token
 from realtime import clock, fanout, transactions
 from realtime.auth import Identity
 from realtime.chat import Chat
@@ -221,46 +220,33 @@ def test_subscribe_snapshot_carries_the_version(app, store):
 # --- Idempotency-Key on POST /transactions --------------------------------------------------
 
 
-@pytest.fixture
-def http(dynamodb, management):
-    module = load_function("verify_tx")
-
-    def call(method, path, **kwargs):
-        response = module.lambda_handler(
-            http_event(method, path, token=token("root", "admin"), **kwargs), LambdaContext()
-        )
-        return response["statusCode"], json.loads(response["body"])
-
-    return call
-
-
-def test_a_retry_with_the_same_idempotency_key_gets_the_first_answer(http):
+def test_a_retry_with_the_same_idempotency_key_gets_the_first_answer(admin_api):
     body = {"amount": 1250, "description": "Invoice 7"}
-    first = http("POST", "/transactions", body=body, headers={"idempotency-key": "k-1"})
-    again = http("POST", "/transactions", body=body, headers={"idempotency-key": "k-1"})
+    first = admin_api("POST", "/transactions", body=body, headers={"idempotency-key": "k-1"})
+    again = admin_api("POST", "/transactions", body=body, headers={"idempotency-key": "k-1"})
     assert first[0] == again[0] == 201 and first[1] == again[1]
-    other = http("POST", "/transactions", body=body, headers={"idempotency-key": "k-2"})
+    other = admin_api("POST", "/transactions", body=body, headers={"idempotency-key": "k-2"})
     assert other[1]["transaction"]["id"] != first[1]["transaction"]["id"]
-    listed = http("GET", "/transactions")[1]["transactions"]
+    listed = admin_api("GET", "/transactions")[1]["transactions"]
     assert len(listed) == 2
 
 
-def test_an_idempotency_key_reused_with_another_body_or_malformed_is_refused(http):
-    http("POST", "/transactions", body={"amount": 1, "description": "a"},
+def test_an_idempotency_key_reused_with_another_body_or_malformed_is_refused(admin_api):
+    admin_api("POST", "/transactions", body={"amount": 1, "description": "a"},
          headers={"idempotency-key": "k"})
-    status, body = http("POST", "/transactions", body={"amount": 2, "description": "a"},
+    status, body = admin_api("POST", "/transactions", body={"amount": 2, "description": "a"},
                         headers={"idempotency-key": "k"})
     assert (status, body["code"]) == (422, "idempotency_key_reused")
-    status, body = http("POST", "/transactions", body={"amount": 2, "description": "a"},
+    status, body = admin_api("POST", "/transactions", body={"amount": 2, "description": "a"},
                         headers={"idempotency-key": "with space"})
     assert (status, body["code"]) == (400, "invalid_request")
-    assert len(http("GET", "/transactions")[1]["transactions"]) == 1
+    assert len(admin_api("GET", "/transactions")[1]["transactions"]) == 1
 
 
-def test_without_a_key_every_post_creates(http):
+def test_without_a_key_every_post_creates(admin_api):
     for _ in range(2):
-        assert http("POST", "/transactions", body={"amount": 1, "description": "a"})[0] == 201
-    assert len(http("GET", "/transactions")[1]["transactions"]) == 2
+        assert admin_api("POST", "/transactions", body={"amount": 1, "description": "a"})[0] == 201
+    assert len(admin_api("GET", "/transactions")[1]["transactions"]) == 2
 
 
 # --- presence ---------------------------------------------------------------------------------
@@ -307,10 +293,10 @@ def test_without_a_window_every_join_is_announced_at_once(room):
     assert room.management.frames("c2")[-1] == {"type": "joined", "room": "general", "user": "dave"}
 
 
-def test_income_version_grows_by_one_per_verify(http, app):
+def test_income_version_grows_by_one_per_verify(admin_api, app):
     for amount in (5, 7):
-        t = http("POST", "/transactions", body={"amount": amount, "description": "x"})[1]
-        assert http("POST", f"/transactions/{t['transaction']['id']}/verify")[0] == 200
+        t = admin_api("POST", "/transactions", body={"amount": amount, "description": "x"})[1]
+        assert admin_api("POST", f"/transactions/{t['transaction']['id']}/verify")[0] == 200
     app.connect("a1", "root", "admin")
     app.send("a1", {"action": "subscribe", "channel": "admin_dashboard"})
     assert app.management.frames("a1")[-1]["version"] == 2

@@ -99,22 +99,9 @@ def test_any_history_cursor_is_a_history_or_invalid_request(member, dynamodb, cu
 # --- HTTP ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def api(dynamodb, management):
-    module = load_function("verify_tx")
-
-    def call(method, path, **kwargs):
-        response = module.lambda_handler(
-            http_event(method, path, token=token("root", "admin"), **kwargs), LambdaContext()
-        )
-        return response["statusCode"], json.loads(response["body"])
-
-    return call
-
-
 @pytest.mark.parametrize("depth", [1_000, 100_000])
-def test_a_deeply_nested_body_is_a_400(api, depth):
-    status, body = api("POST", "/transactions", raw_body="[" * depth + "]" * depth)
+def test_a_deeply_nested_body_is_a_400(admin_api, depth):
+    status, body = admin_api("POST", "/transactions", raw_body="[" * depth + "]" * depth)
     assert (status, body["code"]) == (400, "invalid_request")
 
 
@@ -128,15 +115,15 @@ def test_a_deeply_nested_body_is_a_400(api, depth):
         "9999-12-31T23:59:59Z",  # the future
     ],
 )
-def test_calendar_edges_are_clear_400s(api, created_at):
-    status, body = api("POST", "/transactions",
+def test_calendar_edges_are_clear_400s(admin_api, created_at):
+    status, body = admin_api("POST", "/transactions",
                        body={"amount": 1, "description": "x", "createdAt": created_at})
     assert (status, body["code"]) == (400, "invalid_request")
     assert "createdAt" in body["message"]
 
 
-def test_the_earliest_accepted_instant_comes_back_iso_8601(api):
-    status, body = api("POST", "/transactions",
+def test_the_earliest_accepted_instant_comes_back_iso_8601(admin_api):
+    status, body = admin_api("POST", "/transactions",
                        body={"amount": 1, "description": "x", "createdAt": "1970-01-01T00:00:00Z"})
     assert status == 201 and body["transaction"]["createdAt"] == "1970-01-01T00:00:00.000Z"
     assert body["transaction"]["week"] == "1970-W01"
@@ -148,8 +135,8 @@ def test_iso_writes_four_digit_years():
 
 @FIXTURES
 @given(body=json_values)
-def test_any_json_body_is_201_or_400(api, body):
-    status, answer = api("POST", "/transactions", raw_body=json.dumps(body))
+def test_any_json_body_is_201_or_400(admin_api, body):
+    status, answer = admin_api("POST", "/transactions", raw_body=json.dumps(body))
     assert status in (201, 400), answer
 
 
