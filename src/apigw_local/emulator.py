@@ -146,7 +146,7 @@ class Emulator:
         dynamodb_url = ""
         if c.dynamodb_endpoint:
             dynamodb_url = c.dynamodb_endpoint
-        elif app.tables:
+        elif app.tables or app.secrets:
             from .dynamodb import EmbeddedDynamoDB
 
             self._dynamodb = EmbeddedDynamoDB()
@@ -170,6 +170,9 @@ class Emulator:
                 self._sweeper = TtlSweeper(dynamodb_url, app.tables.values(), region=app.region,
                                            credentials=creds)
                 self._sweeper.start()
+
+        if app.secrets:
+            await self._provision_secrets(app, extra_env)
 
         # TLS for https://{domainName}/{stage}: a local CA the workers trust via AWS_CA_BUNDLE.
         state_dir = c.state_dir or self._default_state_dir()
@@ -239,6 +242,21 @@ class Emulator:
             c.endpoints_file.parent.mkdir(parents=True, exist_ok=True)
             c.endpoints_file.write_bytes(endpoints_json + b"\n")
         return endpoints
+
+    async def _provision_secrets(self, app: Application, extra_env: dict[str, str]) -> None:
+        """The template's secrets, in the embedded moto server (which serves every service)."""
+        if self._dynamodb is None:
+            log.warning("secrets %s: only the embedded backend provisions them; functions "
+                        "reach Secrets Manager where AWS_ENDPOINT_URL points",
+                        ", ".join(app.secrets))
+            return
+        from .dynamodb import LOCAL_CREDENTIALS
+        from .secretsmanager import provision_secrets
+
+        url = self._dynamodb.endpoint_url
+        await _in_thread(provision_secrets, url, list(app.secrets.values()),
+                         region=app.region, credentials=LOCAL_CREDENTIALS)
+        extra_env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = url
 
     def _default_state_dir(self) -> Path:
         candidate = Path.cwd() / ".local" / "apigw-local"

@@ -78,10 +78,15 @@ def _env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def dynamodb():
+def dynamodb(monkeypatch: pytest.MonkeyPatch):
     """moto's DynamoDB with the template's tables, created from their CloudFormation
-    properties (so tests and template cannot drift)."""
+    properties (so tests and template cannot drift), and the token key in moto's Secrets
+    Manager, named by AUTH_SECRET_ARN as the template names it for the functions."""
     with mock_aws():
+        secret = boto3.client("secretsmanager").create_secret(
+            Name="auth-token-key", SecretString=SECRET
+        )
+        monkeypatch.setenv("AUTH_SECRET_ARN", secret["ARN"])
         resource = boto3.resource("dynamodb")
         for lid, props in table_definitions().items():
             args = {

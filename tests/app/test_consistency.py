@@ -8,7 +8,7 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from realtime import clock, fanout, transactions
@@ -255,28 +255,36 @@ def test_without_a_key_every_post_creates(admin_api):
 def test_a_burst_of_joins_costs_o_k_frames_and_ends_consistent(
     dynamodb, store, management, serializable_moto
 ):
-    """K joins at once: each joiner gets history and presence; the room gets one `joined`
-    (the window's first) and one `presence` snapshot per window, not K × K frames. Every
+    """K joins within one presence window (virtual time: the clock stands still until the
+    test ends the window): each joiner gets history and its own presence; the room gets the
+    window's first `joined` and ONE trailing `presence` snapshot, not K × K frames. Every
     member's view, replayed from its frames, ends with all K."""
     k = 40
-    chat = Chat(store, fanout.Fanout(management, store), presence_window_ms=150)
+    instant = [datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)]
+    window_over = threading.Event()
+    chat = Chat(store, fanout.Fanout(management, store), presence_window_ms=250,
+                now=lambda: instant[0], sleep=lambda _seconds: window_over.wait(30))
     users = [f"u{n:02d}" for n in range(k)]
     for n, user in enumerate(users):
         chat.connect(f"c{n}", Identity(user, "user"), None)
-    barrier = threading.Barrier(8)
+    finished = threading.Semaphore(0)
 
     def join(n: int) -> None:
-        if n < 8:
-            barrier.wait()
         chat.handle(f"c{n}", json.dumps({"action": "join", "room": "general"}))
+        finished.release()
 
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(join, range(k)))
+    with ThreadPoolExecutor(k) as pool:
+        for n in range(k):
+            pool.submit(join, n)
+        for _ in range(k - 1):  # every join but the trailer's, which waits for the window
+            assert finished.acquire(timeout=30)
+        instant[0] += timedelta(milliseconds=300)
+        window_over.set()
     presence_frames = [json.loads(d) for _, d in management.posts
                        if json.loads(d)["type"] in ("joined", "presence")]
-    # Each joiner's own snapshot, plus two room-wide frames per window (a `joined`, a
-    # trailer's `presence`); one `joined` to the room per join would be K² = 1 600.
-    assert len(presence_frames) < k * k / 2
+    # K own snapshots + one `joined` (to at most K) + one trailing snapshot (to K).
+    assert len(presence_frames) <= 3 * k  # one `joined` per join would be K² = 1 600
+    assert sum(f["type"] == "presence" and f["count"] == k for f in presence_frames) >= k - 1
     for n in range(k):
         view: set[str] = set()
         for frame in management.frames(f"c{n}"):
