@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .architecture import check_native_code
 from .connections import ConnectionRegistry
 from .model import Application
 from .quotas import Quotas
@@ -140,6 +141,7 @@ class Emulator:
             http_domain=f"localhost:{http_port}",
         )
         self.app = app
+        check_native_code(app)
 
         # DynamoDB: the given endpoint, or an embedded moto server in its own process.
         extra_env: dict[str, str] = {"AWS_REGION": app.region, "AWS_DEFAULT_REGION": app.region}
