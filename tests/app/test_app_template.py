@@ -72,12 +72,15 @@ def test_sam_transform_makes_functions_roles_and_http_routes(transformed):
     body = transformed["Resources"]["HttpApi"]["Properties"]["Body"]
     assert set(body["paths"]) == {"/transactions", "/transactions/{id}/verify", "/income/weekly"}
     assert set(body["paths"]["/transactions"]) == {"get", "post"}
-    condition, cors, none = body["x-amazon-apigateway-cors"]["Fn::If"]
-    assert (condition, none) == ("HasAllowedOrigins", {"Ref": "AWS::NoValue"})
-    assert cors["allowOrigins"] == {
-        "Fn::Split": [",", "http://localhost:3000,http://127.0.0.1:3000"]  # the default
-    }
-    assert "authorization" in cors["allowHeaders"]
+    # The hosted web client's origin, plus AllowedOrigins when there are any.
+    condition, cors, hosted_only = body["x-amazon-apigateway-cors"]["Fn::If"]
+    assert condition == "HasAllowedOrigins"
+    assert cors["allowOrigins"] == {"Fn::Split": [",", {"Fn::Sub": (
+        "https://${WebDistribution.DomainName},http://localhost:3000,http://127.0.0.1:3000"
+    )}]}
+    assert hosted_only["allowOrigins"] == [{"Fn::Sub": "https://${WebDistribution.DomainName}"}]
+    for config in (cors, hosted_only):
+        assert config["allowHeaders"] == ["authorization", "content-type"]
 
 
 @pytest.mark.parametrize(
@@ -310,6 +313,28 @@ def test_alarms_watch_errors_throttles_failed_posts_and_tables():
     env = doc["Globals"]["Function"]["Environment"]["Variables"]
     assert posts["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"]
     assert posts["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+
+
+def test_the_web_client_is_private_in_s3_and_served_by_cloudfront_alone():
+    resources = template()["Resources"]
+    bucket = resources["WebBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    distribution = resources["WebDistribution"]["Properties"]["DistributionConfig"]
+    [origin] = distribution["Origins"]
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["WebOriginAccessControl", "Id"]}
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+    assert distribution["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "redirect-to-https"
+    oac = resources["WebOriginAccessControl"]["Properties"]["OriginAccessControlConfig"]
+    assert (oac["SigningBehavior"], oac["SigningProtocol"]) == ("always", "sigv4")
+    read, tls = resources["WebBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert read["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert read["Action"] == "s3:GetObject"
+    assert read["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"].endswith(
+        ":distribution/${WebDistribution}")
+    assert (tls["Effect"], tls["Condition"]) == (
+        "Deny", {"Bool": {"aws:SecureTransport": "false"}})
+    assert set(template()["Outputs"]) >= {"WebUrl", "WebBucketName", "WebDistributionId"}
 
 
 def test_arns_name_the_partition():
