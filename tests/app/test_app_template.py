@@ -80,7 +80,8 @@ def test_sam_transform_makes_functions_roles_and_http_routes(transformed):
     )}]}
     assert hosted_only["allowOrigins"] == [{"Fn::Sub": "https://${WebDistribution.DomainName}"}]
     for config in (cors, hosted_only):
-        assert config["allowHeaders"] == ["authorization", "content-type"]
+        # idempotency-key: POST /transactions honours it (docs/protocol.md).
+        assert config["allowHeaders"] == ["authorization", "content-type", "idempotency-key"]
 
 
 @pytest.mark.parametrize(
