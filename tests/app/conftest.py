@@ -40,6 +40,7 @@ TABLE_ENV = {
     "MessagesTable": "MESSAGES_TABLE",
     "TransactionsTable": "TRANSACTIONS_TABLE",
     "WeeklyIncomeTable": "WEEKLY_INCOME_TABLE",
+    "IdempotencyTable": "IDEMPOTENCY_TABLE",
 }
 
 
@@ -67,6 +68,7 @@ def _env(monkeypatch: pytest.MonkeyPatch) -> None:
         "POWERTOOLS_METRICS_NAMESPACE": "Test",
         "AUTH_SECRET": SECRET,
         "MANAGEMENT_API_ENDPOINT": ENDPOINT,
+        "PRESENCE_WINDOW_MS": "0",  # every join announced at once; coalescing tested apart
     }.items():
         monkeypatch.setenv(name, value)
     for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
@@ -184,6 +186,9 @@ class LambdaContext:
     def __post_init__(self) -> None:
         self.aws_request_id = self.aws_request_id or str(uuid.uuid4())
 
+    def get_remaining_time_in_millis(self) -> int:
+        return 15_000
+
 
 def ws_event(
     route: str,
@@ -226,8 +231,9 @@ def http_event(
     body: Any = None,
     query: dict[str, str] | None = None,
     raw_body: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> dict:
-    headers = {"content-type": "application/json", "host": "api.local"}
+    headers = {"content-type": "application/json", "host": "api.local", **(headers or {})}
     if token is not None:
         headers["authorization"] = f"Bearer {token}"
     from urllib.parse import urlencode
@@ -318,3 +324,44 @@ def table_items(dynamodb) -> dict[str, list[dict]]:
         env: sorted(dynamodb.Table(os.environ[env]).scan()["Items"], key=repr)
         for env in TABLE_ENV.values()
     }
+
+
+@pytest.fixture
+def serializable_moto(monkeypatch):
+    """DynamoDB isolates a transaction from other writes and reads of its items, and
+    TransactGetItems reads them as one
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-isolation);
+    moto applies one without a lock (and rolls a cancelled one back by restoring a copy of
+    the table), so threads can interleave inside it. Give moto that isolation, so that races
+    test our code rather than moto's threading."""
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
+
+    lock = threading.RLock()
+    for owner, names in (
+        (DynamoDBBackend, ("transact_write_items", "get_item", "update_item", "put_item",
+                           "delete_item", "query")),
+        (DynamoHandler, ("transact_get_items",)),
+    ):
+        for name in names:
+            original = getattr(owner, name)
+
+            def locked(self, *args, __original=original, **kwargs):
+                with lock:
+                    return __original(self, *args, **kwargs)
+
+            monkeypatch.setattr(owner, name, locked)
+
+
+@pytest.fixture
+def admin_api(dynamodb, management):
+    """call(method, path, **http_event options) → (status, JSON body), as an admin."""
+    module = load_function("verify_tx")
+
+    def call(method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        response = module.lambda_handler(
+            http_event(method, path, token=token("root", "admin"), **kwargs), LambdaContext()
+        )
+        return response["statusCode"], json.loads(response["body"])
+
+    return call
