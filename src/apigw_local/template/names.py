@@ -42,6 +42,8 @@ SILENT_PREFIXES = (
     "AWS::KMS::",
     "AWS::CertificateManager::",
     "AWS::Route53::",
+    "AWS::S3::",
+    "AWS::CloudFront::",
 )
 _ALNUM = "0123456789abcdefghijklmnopqrstuvwxyz"
 

@@ -25,6 +25,7 @@ from .names import (
     IMPLICIT_HTTP_API,
     LAYER_TYPES,
     SECRET_TYPE,
+    SILENT_PREFIXES,
     TABLE_TYPES,
     api_id_for,
     execute_api_host,
@@ -297,8 +298,9 @@ class Stack:
             return f"arn:aws:iam::{self.account_id}:{r.type.split('::')[-1].lower()}/{lid}"
         if r.type in FUNCTION_TYPES | TABLE_TYPES | API_TYPES | LAYER_TYPES | {SECRET_TYPE}:
             raise TemplateError(f"attribute {attribute!r} of {r.type} is not supported")
-        log.warning("Fn::GetAtt %s.%s: %s is not emulated; using a placeholder",
-                    lid, attribute, r.type)
+        if not r.type.startswith(SILENT_PREFIXES):
+            log.warning("Fn::GetAtt %s.%s: %s is not emulated; using a placeholder",
+                        lid, attribute, r.type)
         return f"arn:aws:local:{self.region}:{self.account_id}:{lid}/{attribute}"
 
     def function_name(self, r: Resource) -> str:
