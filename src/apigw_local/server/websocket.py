@@ -35,7 +35,8 @@ from .invoke import Integrations, log_line
 log = logging.getLogger("apigw_local.server")
 
 SLICE = 4096  # bytes fed to a session at a time
-TURN = 0.0005  # seconds of one connection's frames per turn of the event loop
+TURN = 0.0005  # seconds of one connection's frames per turn of the event loop...
+REST = 0.0015  # ...and the pause before its next turn when it still has more
 
 
 class WebSocketPort:
@@ -201,8 +202,9 @@ class Pump:
 
         One read can hold thousands of small frames (a ping flood: 2 000 pings in 256 KB); fed
         at once they would hold the event loop for tens of milliseconds and every other client
-        would wait. Fed slice by slice within a time budget, a flooding client gets its turn
-        like the others, and reading it pauses until what it sent has been handled.
+        would wait. Fed slice by slice within a time budget, with a REST between turns, a
+        flooding client gets at most a quarter of the gateway's time, and reading it pauses
+        until what it sent has been handled.
         """
         self._feeding = False
         session, inbox = self.session, self._inbox
@@ -218,7 +220,7 @@ class Pump:
             self.conn.touch()
         if inbox and not self._done:
             self._feeding = True
-            asyncio.get_running_loop().call_soon(self._feed)
+            asyncio.get_running_loop().call_later(REST, self._feed)
         self.process()
 
     def connection_lost(self, exc: Exception | None) -> None:
