@@ -38,6 +38,8 @@ from urllib.parse import urlencode
 import websockets
 
 from .emulator import Config, Emulator, Endpoints, load_env_vars
+from .gateway.management import FaultPolicy
+from .gateway.observer import Observer
 
 __all__ = ["EmulatorProcess", "Endpoints", "WebSocketClient", "connect", "serve",
            "serve_process"]
@@ -64,11 +66,15 @@ def serve(
     stack_name: str = "apigw-local",
     prewarm: bool = False,
     startup_timeout: float = 60.0,
+    observers: Sequence[Observer] = (),
+    fault_policy: FaultPolicy | None = None,
 ) -> Iterator[Endpoints]:
     """Run apigw-local for the duration of a `with` block; yields its `Endpoints`.
 
     Ports default to free ones. Errors while starting (a bad template, a port in use) are
-    raised here, in the caller's thread.
+    raised here, in the caller's thread. `observers` are told of every invocation and
+    connection (`apigw_local.gateway.observer`), on the emulator's thread; `fault_policy` may
+    answer `@connections` calls in place of the gateway (`apigw_local.gateway.management`).
     """
     if isinstance(templates, str | os.PathLike):
         templates = [templates]
@@ -95,7 +101,7 @@ def serve(
         stack_name=stack_name,
         prewarm=prewarm,
     )
-    runner = _Runner(Emulator(config))
+    runner = _Runner(Emulator(config, observers=list(observers), fault_policy=fault_policy))
     try:
         endpoints = runner.start(startup_timeout)
         yield endpoints
