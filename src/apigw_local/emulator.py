@@ -78,7 +78,7 @@ class Config:
     prewarm: bool = False
     python: str | None = None  # interpreter for the workers
     # How workers' botocore reaches @connections on this emulator: "direct" (over a socket to
-    # the gateway, see runtime/management.py) or "http" (botocore's own HTTP/TLS request).
+    # the gateway, see runtime/channel.py) or "http" (botocore's own HTTP/TLS request).
     management_transport: str = field(
         default_factory=lambda: os.environ.get("APIGW_LOCAL_MANAGEMENT_TRANSPORT", "direct"))
 
