@@ -5,6 +5,7 @@ client. Helpers and constants live in app_support.py."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 
 import boto3
@@ -41,27 +42,64 @@ def _env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(env, "test-" + env.lower())
 
 
+@pytest.fixture(scope="session")
+def endpoint() -> Iterator[str | None]:
+    """The DynamoDB the app's tests use, from APP_TEST_ENDPOINT: unset (or `moto`): moto
+    in-process; `embedded`: apigw-local's embedded moto server, over HTTP; `localstack`:
+    LocalStack, found as localstack-client finds it; a URL: that endpoint (an external
+    `moto_server`, DynamoDB Local, ...)."""
+    choice = os.environ.get("APP_TEST_ENDPOINT", "").strip()
+    if choice in ("", "moto"):
+        yield None
+    elif choice == "embedded":
+        from apigw_local.moto_server import EmbeddedMoto
+
+        with EmbeddedMoto() as server:
+            yield server.endpoint_url
+    elif choice == "localstack":
+        from apigw_local.backend import localstack_endpoint
+
+        yield localstack_endpoint()
+    elif choice.startswith(("http://", "https://")):
+        yield choice
+    else:
+        pytest.exit(f"APP_TEST_ENDPOINT={choice!r}: expected moto, embedded, localstack or a "
+                    "URL", returncode=4)
+
+
 @pytest.fixture
-def dynamodb():
-    """moto's DynamoDB with the template's tables, created from their CloudFormation
-    properties (so tests and template cannot drift)."""
-    with mock_aws():
-        resource = boto3.resource("dynamodb")
-        for lid, props in table_definitions().items():
-            args = {
-                k: v
-                for k, v in props.items()
-                if k
-                in (
-                    "AttributeDefinitions",
-                    "KeySchema",
-                    "GlobalSecondaryIndexes",
-                    "LocalSecondaryIndexes",
-                    "BillingMode",
-                )
-            }
-            resource.create_table(TableName=os.environ[TABLE_ENV[lid]], **args)
+def dynamodb(endpoint: str | None, monkeypatch: pytest.MonkeyPatch):
+    """DynamoDB with the template's tables, created from their CloudFormation properties (so
+    tests and template cannot drift). On a shared endpoint each test has tables of its own,
+    deleted after it, and the handlers reach it through AWS_ENDPOINT_URL as in apigw-local."""
+    if endpoint is None:
+        with mock_aws():
+            resource = boto3.resource("dynamodb")
+            create_tables(resource)
+            yield resource
+        return
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    suffix = uuid.uuid4().hex[:12]
+    names = {env: f"test-{env.lower()}-{suffix}" for env in TABLE_ENV.values()}
+    for env, name in names.items():
+        monkeypatch.setenv(env, name)
+    resource = boto3.resource("dynamodb", endpoint_url=endpoint)
+    create_tables(resource)
+    try:
         yield resource
+    finally:
+        for name in names.values():
+            resource.Table(name).delete()
+
+
+def create_tables(resource) -> None:
+    for lid, props in table_definitions().items():
+        keep = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes",
+                "LocalSecondaryIndexes", "BillingMode")
+        args = {k: v for k, v in props.items() if k in keep}
+        resource.create_table(TableName=os.environ[TABLE_ENV[lid]], **args)
+    for env in TABLE_ENV.values():  # LocalStack creates tables asynchronously
+        resource.Table(os.environ[env]).wait_until_exists()
 
 
 @pytest.fixture
