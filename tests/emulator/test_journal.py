@@ -94,18 +94,25 @@ def test_a_clean_stop_and_start_keeps_tables_indexes_ttl_and_items(tmp_path):
         check_restored(client(server), expected)
 
 
-def test_a_killed_server_loses_no_answered_write(tmp_path):
-    server = EmbeddedMoto(persist=tmp_path)
+def killed_after(directory: Path, *writes) -> dict:
+    """Start a server, make the writes, kill it (no last snapshot: only the journal stays);
+    returns the state it had."""
+    server = EmbeddedMoto(persist=directory)
     server.start()
     try:
         db = client(server)
-        make_tables(db)
-        write_some(db)
+        for write in writes:
+            write(db)
         expected = state(db)
-        os.kill(server.process.pid, signal.SIGKILL)  # no last snapshot: only the journal
+        os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait(10)
     finally:
         server.stop()
+    return expected
+
+
+def test_a_killed_server_loses_no_answered_write(tmp_path):
+    expected = killed_after(tmp_path, make_tables, write_some)
     with EmbeddedMoto(persist=tmp_path) as server:
         assert "journal entries" in server.restored
         check_restored(client(server), expected)
@@ -130,16 +137,7 @@ def test_journal_entries_already_in_the_snapshot_are_not_replayed(tmp_path):
 
 
 def test_a_torn_last_entry_is_dropped_and_said(tmp_path):
-    server = EmbeddedMoto(persist=tmp_path)
-    server.start()
-    try:
-        db = client(server)
-        make_tables(db)
-        expected = state(db)
-        os.kill(server.process.pid, signal.SIGKILL)
-        server.process.wait(10)
-    finally:
-        server.stop()
+    expected = killed_after(tmp_path, make_tables)
     with open(tmp_path / "journal.jsonl", "ab") as journal:
         journal.write(b'{"seq": 99, "region": "eu-west-1", "act')  # died mid-write
     with EmbeddedMoto(persist=tmp_path) as server:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,17 +21,11 @@ from pathlib import Path
 
 import boto3
 import pytest
-from emulator_process import ROOT, EmulatorProcess, environment_without_aws
+from emulator_process import ROOT, EmulatorProcess, environment_without_aws, free_port
 
 pytestmark = pytest.mark.integration
 
 FIXTURE = ROOT / "tests" / "fixtures" / "backend" / "template.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def answers(url: str) -> bool:

@@ -4,7 +4,6 @@ one-line errors, --version; and that any selection of test directories runs."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ import time
 import boto3
 import jwt
 import pytest
-from emulator_process import ROOT, EmulatorProcess, environment_without_aws
+from emulator_process import ROOT, EmulatorProcess, environment_without_aws, free_port
 
 from apigw_local import __version__
 from apigw_local.testing import connect
@@ -31,12 +30,6 @@ Resources:
       AttributeDefinitions: [{AttributeName: id, AttributeType: S}]
       KeySchema: [{AttributeName: id, KeyType: HASH}]
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_version():
