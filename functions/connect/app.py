@@ -4,7 +4,6 @@
 A non-2xx answer makes API Gateway refuse the WebSocket handshake.
 """
 
-import os
 import re
 
 import boto3
@@ -30,7 +29,7 @@ def lambda_handler(event: dict, context: object) -> dict:
     logger.append_keys(connection_id=request["connectionId"])
     params = event.get("queryStringParameters") or {}
     try:
-        identity = auth.verify(os.environ["AUTH_SECRET"], params.get("token"))
+        identity = auth.verify(auth.secret(), params.get("token"))
     except auth.AuthError as error:
         logger.info("connection refused", reason=str(error))
         metrics.add_metric(name="RefusedConnections", unit=MetricUnit.Count, value=1)

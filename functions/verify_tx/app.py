@@ -49,7 +49,7 @@ def ok(status: int, body: dict) -> Response:
 def require_admin(resolver: APIGatewayHttpResolver, next_middleware):
     header = resolver.current_event.headers.get("authorization")
     try:
-        identity = auth.verify(os.environ["AUTH_SECRET"], auth.bearer(header))
+        identity = auth.verify(auth.secret(), auth.bearer(header))
     except auth.AuthError as error:
         return problem(401, "unauthorized", str(error))
     if not identity.is_admin:

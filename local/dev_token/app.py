@@ -2,7 +2,6 @@
 the web client's dev sign-in, with the same secret the app checks."""
 
 import json
-import os
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response
@@ -29,7 +28,7 @@ def invalid_request(error: RequestValidationError) -> Response:
 
 @app.post("/dev/token")
 def dev_token(body: TokenRequest) -> dict:
-    return {"token": auth.issue(os.environ["AUTH_SECRET"], body.user, body.role)}
+    return {"token": auth.issue(auth.secret(), body.user, body.role)}
 
 
 @logger.inject_lambda_context

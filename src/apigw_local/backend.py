@@ -131,7 +131,7 @@ class Backend:
             self.endpoint_url = self.endpoint
             self.worker_env["AWS_ENDPOINT_URL_DYNAMODB"] = self.endpoint
             self._local_credentials(self.endpoint)
-        elif self.app.tables:
+        elif self.app.tables or self.app.secrets:
             from .moto_server import LOCAL_CREDENTIALS, EmbeddedMoto
 
             self._server = EmbeddedMoto(host=self.host, port=self.port, persist=self.persist)
@@ -147,14 +147,17 @@ class Backend:
             self._credentials = dict(LOCAL_CREDENTIALS)
             self.worker_env.update(DUMMY_CREDENTIALS)
             self.worker_env["AWS_ENDPOINT_URL"] = url
+            # These two stay on the server that holds the template's tables and secrets, even
+            # when the user's own AWS_ENDPOINT_URL takes the other services elsewhere.
             self.worker_env["AWS_ENDPOINT_URL_DYNAMODB"] = url
+            self.worker_env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = url
         if user_endpoint and not self.localstack:
             self.worker_env["AWS_ENDPOINT_URL"] = user_endpoint
         if not _has_credentials():
             # Handlers sign their @connections calls: give them something to sign with.
             for key, value in DUMMY_CREDENTIALS.items():
                 self.worker_env.setdefault(key, value)
-        if self.endpoint_url and self.app.tables:
+        if self.endpoint_url:
             await asyncio.to_thread(self._provision)
         if self._server is not None:
             self._start_sweeper()
@@ -173,28 +176,47 @@ class Backend:
         self.worker_env.update(DUMMY_CREDENTIALS)
 
     def _provision(self) -> None:
-        """Create the missing tables; seed the ones just created."""
-        from .dynamodb import provision_tables, seed
-
-        tables = list(self.app.tables.values())
+        """Create the missing tables, seed the ones just created; put the template's secrets
+        where the functions will read them."""
         try:
-            outcome = provision_tables(self.endpoint_url, tables, region=self.app.region,
-                                       credentials=self._credentials)
-            created = [lid for lid, what in outcome.items() if what == "created"]
-            kept = [lid for lid, what in outcome.items() if what == "exists"]
-            if kept:
-                log.info("tables kept with their data: %s", ", ".join(kept))
-            if self.seed is not None and created:
-                seed(self.endpoint_url, self.app, self.seed, credentials=self._credentials,
-                     only=created)
-            if self.seed is not None and kept:
-                log.info("seed not applied to tables that already existed (%s)", ", ".join(kept))
+            if self.app.tables:
+                self._provision_tables()
+            if self.app.secrets:
+                self._provision_secrets()
         except NoCredentialsError:
-            raise BackendError(f"DynamoDB at {self.endpoint_url}: no AWS credentials found "
+            raise BackendError(f"{self.endpoint_url}: no AWS credentials found "
                                "(set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
                                "AWS_SECRET_ACCESS_KEY)") from None
         except (BotoCoreError, ClientError) as exc:
-            raise BackendError(f"DynamoDB at {self.endpoint_url}: {exc}") from None
+            raise BackendError(f"{self.endpoint_url}: {exc}") from None
+
+    def _provision_tables(self) -> None:
+        from .dynamodb import provision_tables, seed
+
+        tables = list(self.app.tables.values())
+        outcome = provision_tables(self.endpoint_url, tables, region=self.app.region,
+                                   credentials=self._credentials)
+        created = [lid for lid, what in outcome.items() if what == "created"]
+        kept = [lid for lid, what in outcome.items() if what == "exists"]
+        if kept:
+            log.info("tables kept with their data: %s", ", ".join(kept))
+        if self.seed is not None and created:
+            seed(self.endpoint_url, self.app, self.seed, credentials=self._credentials,
+                 only=created)
+        if self.seed is not None and kept:
+            log.info("seed not applied to tables that already existed (%s)", ", ".join(kept))
+
+    def _provision_secrets(self) -> None:
+        if self.endpoint and not self.localstack:
+            log.warning("secrets %s: --dynamodb-endpoint serves DynamoDB only; functions reach "
+                        "Secrets Manager where AWS_ENDPOINT_URL (or AWS) points",
+                        ", ".join(self.app.secrets))
+            return
+        from .secretsmanager import provision_secrets
+
+        # Not persisted with the tables: the template is their source, at every (re)start.
+        provision_secrets(self.endpoint_url, list(self.app.secrets.values()),
+                          region=self.app.region, credentials=self._credentials)
 
     def _start_sweeper(self) -> None:
         from .dynamodb import TtlSweeper

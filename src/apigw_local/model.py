@@ -78,12 +78,24 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Secret:
+    """An `AWS::SecretsManager::Secret`: its name, the ARN its `Ref` gives, and its value."""
+
+    logical_id: str
+    name: str  # Name if the template sets one, else "{stack_name}-{logical_id}"
+    arn: str  # arn:aws:secretsmanager:{region}:{account}:secret:{name}-{6 characters}
+    value: str = field(repr=False)  # SecretString, or one generated from GenerateSecretString
+    generated: bool = False  # True: a value already in the backend is kept, not replaced
+
+
+@dataclass(frozen=True)
 class Application:
     functions: dict[str, Function]
     websocket_apis: tuple[WebSocketApi, ...]
     http_routes: tuple[HttpRoute, ...]
     tables: dict[str, Table]
     parameters: dict[str, str]  # resolved parameter values (NoEcho ones included)
+    secrets: dict[str, Secret] = field(default_factory=dict)
     region: str = "us-east-1"
     account_id: str = "123456789012"
     stack_name: str = "apigw-local"

@@ -14,7 +14,9 @@ permissions, deployments, IAM, logs — and with one warning per resource otherw
   `sys.path`, as Lambda puts `/opt/python` first);
 - `AWS::ApiGatewayV2::Api` (WEBSOCKET and HTTP) with its Routes, Integrations (AWS_PROXY),
   Authorizers (REQUEST), RouteResponses and Stage; `AWS::Serverless::HttpApi`;
-- `AWS::DynamoDB::Table` and `AWS::Serverless::SimpleTable`.
+- `AWS::DynamoDB::Table` and `AWS::Serverless::SimpleTable`;
+- `AWS::SecretsManager::Secret` (Name, SecretString or GenerateSecretString), provisioned at
+  start like tables; `Ref` and `Fn::GetAtt Id` give its ARN, as CloudFormation's.
 
 Several templates can be given: later ones (overlays) add parameters and resources and may
 refer to resources of earlier ones; a logical id defined twice is an error.
@@ -27,8 +29,11 @@ id (`api_id_for`), `Fn::GetAtt Fn.Arn` an ARN in the stack's region and account.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
+import secrets
+import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +47,7 @@ from .model import (
     Authorizer,
     Function,
     HttpRoute,
+    Secret,
     Table,
     WebSocketApi,
     WebSocketRoute,
@@ -55,6 +61,7 @@ _FUNCTION_TYPES = {"AWS::Serverless::Function", "AWS::Lambda::Function"}
 _LAYER_TYPES = {"AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"}
 _TABLE_TYPES = {"AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable"}
 _API_TYPES = {"AWS::ApiGatewayV2::Api", "AWS::Serverless::HttpApi"}
+_SECRET_TYPE = "AWS::SecretsManager::Secret"
 _IMPLICIT_HTTP_API = "ServerlessHttpApi"  # SAM's implicit API for HttpApi events without ApiId
 # Resource types that only matter in AWS: skipped without a word.
 _SILENT_PREFIXES = (
@@ -67,6 +74,7 @@ _SILENT_PREFIXES = (
     "AWS::ApiGatewayV2::DomainName",
     "AWS::ApiGatewayV2::IntegrationResponse",
     "AWS::ApiGatewayV2::Model",
+    "AWS::ApiGateway::Account",
     "AWS::IAM::",
     "AWS::Logs::",
     "AWS::CloudWatch::",
@@ -205,7 +213,8 @@ class _Loader:
         )
         self._drop_disabled_resources()
         for r in self.resources.values():
-            if r.type in _FUNCTION_TYPES | _LAYER_TYPES | _TABLE_TYPES | _API_TYPES:
+            if r.type in _FUNCTION_TYPES | _LAYER_TYPES | _TABLE_TYPES | _API_TYPES | {
+                    _SECRET_TYPE}:
                 continue
             if r.type in _V2_CHILD_TYPES or r.type.startswith(_SILENT_PREFIXES):
                 continue
@@ -239,6 +248,8 @@ class _Loader:
             http_routes=tuple(http_routes),
             tables=tables,
             parameters={k: _param_str(v) for k, v in parameters.items()},
+            secrets={r.logical_id: self._secret(r) for r in self.resources.values()
+                     if r.type == _SECRET_TYPE},
             region=self.region,
             account_id=self.account_id,
             stack_name=self.stack_name,
@@ -383,6 +394,8 @@ class _Loader:
             return self._layer_arn(lid)
         if r.type == "AWS::ApiGatewayV2::Stage":
             return self._prop(r, "StageName")
+        if r.type == _SECRET_TYPE:
+            return self._secret_arn(r)
         if r.type.startswith("AWS::ApiGatewayV2::") or r.type.startswith("AWS::Serverless::"):
             physical = api_id_for(lid)
             self._by_physical[physical] = lid
@@ -412,9 +425,11 @@ class _Loader:
                 return f"{scheme}://{api_id}.execute-api.{self.region}.amazonaws.com"
         if r.type in _LAYER_TYPES and attribute == "Arn":
             return self._layer_arn(lid)
+        if r.type == _SECRET_TYPE and attribute == "Id":
+            return self._secret_arn(r)
         if r.type.startswith("AWS::IAM::") and attribute == "Arn":
             return f"arn:aws:iam::{self.account_id}:{r.type.split('::')[-1].lower()}/{lid}"
-        if r.type in _FUNCTION_TYPES | _TABLE_TYPES | _API_TYPES | _LAYER_TYPES:
+        if r.type in _FUNCTION_TYPES | _TABLE_TYPES | _API_TYPES | _LAYER_TYPES | {_SECRET_TYPE}:
             raise TemplateError(f"attribute {attribute!r} of {r.type} is not supported")
         log.warning("Fn::GetAtt %s.%s: %s is not emulated; using a placeholder",
                     lid, attribute, r.type)
@@ -431,6 +446,32 @@ class _Loader:
 
     def _table_name(self, r: _Resource) -> str:
         return str(self._prop(r, "TableName", f"{self.stack_name}-{r.logical_id}"))
+
+    def _secret_name(self, r: _Resource) -> str:
+        return str(self._prop(r, "Name", f"{self.stack_name}-{r.logical_id}"))
+
+    def _secret_arn(self, r: _Resource) -> str:
+        # Secrets Manager appends "-" and six random characters; a stable six here.
+        name = self._secret_name(r)
+        return (f"arn:aws:secretsmanager:{self.region}:{self.account_id}:secret:"
+                f"{name}-{api_id_for(name)[:6]}")
+
+    def _secret(self, r: _Resource) -> Secret:
+        value = self._prop(r, "SecretString")
+        generate = self._prop(r, "GenerateSecretString")
+        if (value is None) == (generate is None):
+            raise TemplateError(f"{r.where()}: a secret needs SecretString or "
+                                "GenerateSecretString (one of them)")
+        if value is not None and not isinstance(value, str):
+            raise TemplateError(f"{r.where('SecretString')}: expected a string")
+        return Secret(
+            logical_id=r.logical_id,
+            name=self._secret_name(r),
+            arn=self._secret_arn(r),
+            value=value if value is not None else _generate_secret(
+                generate, r.where("GenerateSecretString")),
+            generated=value is None,
+        )
 
     def _layer_arn(self, lid: str) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account_id}:layer:{lid}:1"
@@ -806,6 +847,40 @@ def _param_str(value: Any) -> str:
 
 def _truthy(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _generate_secret(spec: Any, where: str) -> str:
+    """A random value as GenerateSecretString describes it (AWS::SecretsManager::Secret
+    GenerateSecretString): PasswordLength (32), ExcludeCharacters, ExcludePunctuation,
+    ExcludeUppercase/Lowercase/Numbers, IncludeSpace; with SecretStringTemplate and
+    GenerateStringKey, that JSON object with the value under that key."""
+    if not isinstance(spec, dict):
+        raise TemplateError(f"{where}: expected a mapping")
+    alphabet = "".join(
+        chars for chars, exclude in (
+            (string.ascii_uppercase, "ExcludeUppercase"),
+            (string.ascii_lowercase, "ExcludeLowercase"),
+            (string.digits, "ExcludeNumbers"),
+            (string.punctuation, "ExcludePunctuation"),
+        ) if not _truthy(spec.get(exclude, False))
+    ) + (" " if _truthy(spec.get("IncludeSpace", False)) else "")
+    alphabet = "".join(c for c in alphabet if c not in str(spec.get("ExcludeCharacters", "")))
+    length = int(spec.get("PasswordLength", 32))
+    if not alphabet or not 1 <= length <= 4096:
+        raise TemplateError(f"{where}: no characters to choose from, or a PasswordLength "
+                            "outside 1..4096")
+    value = "".join(secrets.choice(alphabet) for _ in range(length))
+    template, key = spec.get("SecretStringTemplate"), spec.get("GenerateStringKey")
+    if template is None and key is None:
+        return value
+    try:
+        document = json.loads(str(template))
+    except ValueError:
+        raise TemplateError(f"{where}.SecretStringTemplate: not a JSON object") from None
+    if not isinstance(document, dict) or not isinstance(key, str):
+        raise TemplateError(f"{where}: SecretStringTemplate (a JSON object) and "
+                            "GenerateStringKey go together")
+    return json.dumps({**document, key: value})
 
 
 def _throughput(value: Mapping[str, Any]) -> dict[str, int]:

@@ -70,10 +70,12 @@ def endpoint() -> Iterator[str | None]:
 @pytest.fixture
 def dynamodb(endpoint: str | None, monkeypatch: pytest.MonkeyPatch):
     """DynamoDB with the template's tables, created from their CloudFormation properties (so
-    tests and template cannot drift). On a shared endpoint each test has tables of its own,
-    deleted after it, and the handlers reach it through AWS_ENDPOINT_URL as in apigw-local."""
+    tests and template cannot drift), and the token key in Secrets Manager. On a shared
+    endpoint each test has tables and a secret of its own, deleted after it, and the handlers
+    reach it through AWS_ENDPOINT_URL as in apigw-local."""
     if endpoint is None:
         with mock_aws():
+            put_token_key(boto3.client("secretsmanager"), "auth-token-key", monkeypatch)
             resource = boto3.resource("dynamodb")
             create_tables(resource)
             yield resource
@@ -83,6 +85,8 @@ def dynamodb(endpoint: str | None, monkeypatch: pytest.MonkeyPatch):
     names = {env: f"test-{env.lower()}-{suffix}" for env in TABLE_ENV.values()}
     for env, name in names.items():
         monkeypatch.setenv(env, name)
+    secrets = boto3.client("secretsmanager", endpoint_url=endpoint)
+    put_token_key(secrets, f"auth-token-key-{suffix}", monkeypatch)
     resource = boto3.resource("dynamodb", endpoint_url=endpoint)
     create_tables(resource)
     try:
@@ -90,6 +94,15 @@ def dynamodb(endpoint: str | None, monkeypatch: pytest.MonkeyPatch):
     finally:
         for name in names.values():
             resource.Table(name).delete()
+        secrets.delete_secret(SecretId=os.environ["AUTH_SECRET_ARN"],
+                              ForceDeleteWithoutRecovery=True)
+
+
+def put_token_key(secrets, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token key in Secrets Manager, named by AUTH_SECRET_ARN as the template names it
+    for the functions."""
+    secret = secrets.create_secret(Name=name, SecretString=SECRET)
+    monkeypatch.setenv("AUTH_SECRET_ARN", secret["ARN"])
 
 
 def create_tables(resource) -> None:

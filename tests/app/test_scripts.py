@@ -32,7 +32,20 @@ def test_token_script_rejects_bad_names(capsys):
         token_script.main(["--user", "alice", "--role", "root"])
 
 
-def test_web_config_writes_the_stack_outputs(tmp_path):
+def describe_stacks_answer(stack: str, outputs: list[dict]) -> dict:
+    return {
+        "Stacks": [
+            {
+                "StackName": stack,
+                "CreationTime": "2026-11-25T00:00:00Z",
+                "StackStatus": "CREATE_COMPLETE",
+                "Outputs": outputs,
+            }
+        ]
+    }
+
+
+def test_web_config_prints_the_outputs_and_writes_the_config(tmp_path, capsys):
     client = boto3.client("cloudformation", region_name="us-east-1")
     outputs = [
         {"OutputKey": "WebSocketUrl", "OutputValue": "wss://a.example/dev"},
@@ -40,20 +53,8 @@ def test_web_config_writes_the_stack_outputs(tmp_path):
         {"OutputKey": "ManagementApiEndpoint", "OutputValue": "https://a.example/dev"},
     ]
     with Stubber(client) as stub:
-        stub.add_response(
-            "describe_stacks",
-            {
-                "Stacks": [
-                    {
-                        "StackName": "app",
-                        "CreationTime": "2026-11-25T00:00:00Z",
-                        "StackStatus": "CREATE_COMPLETE",
-                        "Outputs": outputs,
-                    }
-                ]
-            },
-            {"StackName": "app"},
-        )
+        stub.add_response("describe_stacks", describe_stacks_answer("app", outputs),
+                          {"StackName": "app"})
         stub.add_client_error("describe_stacks", "ValidationError", "Stack does not exist")
         target = tmp_path / "config.json"
         assert web_config.main(["--stack", "app", "--output", str(target)], client) == 0
@@ -61,7 +62,36 @@ def test_web_config_writes_the_stack_outputs(tmp_path):
             "websocketUrl": "wss://a.example/dev",
             "httpApiUrl": "https://b.example",
         }
+        printed = capsys.readouterr().out
+        assert "ManagementApiEndpoint  https://a.example/dev" in printed
         assert web_config.main(["--stack", "nope", "--output", str(target)], client) == 2
+        assert "Stack does not exist" in capsys.readouterr().err
+
+
+def test_web_config_takes_stack_and_region_from_samconfig(tmp_path, capsys):
+    samconfig = tmp_path / "samconfig.toml"
+    samconfig.write_text(
+        'version = 0.1\n[default.global.parameters]\nstack_name = "from-config"\n'
+        '[default.deploy.parameters]\nregion = "eu-west-1"\n'
+    )
+    assert web_config.samconfig_defaults(samconfig) == {
+        "stack_name": "from-config", "region": "eu-west-1"
+    }
+    # The committed samconfig.toml names the stack that `make deploy` creates.
+    assert web_config.samconfig_defaults()["stack_name"] == "realtime-app"
+    client = boto3.client("cloudformation", region_name="eu-west-1")
+    outputs = [
+        {"OutputKey": "WebSocketUrl", "OutputValue": "wss://c.example/dev"},
+        {"OutputKey": "HttpApiUrl", "OutputValue": "https://d.example"},
+    ]
+    with Stubber(client) as stub:
+        stub.add_response("describe_stacks", describe_stacks_answer("from-config", outputs),
+                          {"StackName": "from-config"})
+        target = tmp_path / "config.json"
+        assert web_config.main(["--output", str(target)], client, samconfig) == 0
+    assert json.loads(target.read_text())["httpApiUrl"] == "https://d.example"
+    assert web_config.main([], client, tmp_path / "missing.toml") == 2
+    assert "no stack name" in capsys.readouterr().err
 
 
 def test_dev_token_function(dynamodb):

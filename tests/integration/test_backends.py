@@ -142,7 +142,7 @@ def test_an_unreachable_localstack_is_one_clear_line(tmp_path):
     assert answer.returncode == 1
     assert "Traceback" not in answer.stderr
     last = answer.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: DynamoDB at http://127.0.0.1:"), answer.stderr
+    assert last.startswith("error: http://127.0.0.1:"), answer.stderr
 
 
 def test_a_real_localstack(tmp_path):

@@ -1,6 +1,9 @@
 """Signed tokens: HS256 JWTs with `sub` (user id and display name), `role`, `iat`, `exp`.
 
-The secret is the stack's `AuthSecret` parameter, handed to functions as `AUTH_SECRET`.
+The key is the stack's `AuthSecret` parameter, kept in Secrets Manager: functions get the
+secret's ARN (`AUTH_SECRET_ARN`), never the key itself, and read it with Powertools
+Parameters, cached for `SECRET_MAX_AGE` seconds per execution environment.
+
 Verification is strict: the algorithm is pinned, and `sub`, `role`, `iat` and `exp` are all
 required, so a token signed for something else does not pass as one of ours.
 """
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import jwt
+from aws_lambda_powertools.utilities import parameters
 
 from realtime import clock
 from realtime.models import NAME_PATTERN
@@ -20,6 +24,8 @@ from realtime.models import NAME_PATTERN
 ALGORITHM = "HS256"
 DEFAULT_TTL = timedelta(hours=12)
 ROLES = ("user", "admin")
+# A new AuthSecret reaches warm functions within this many seconds of a deploy.
+SECRET_MAX_AGE = 300
 _NAME = re.compile(NAME_PATTERN)
 
 
@@ -37,11 +43,12 @@ class Identity:
         return self.role == "admin"
 
 
-def secret_from_env() -> str:
-    secret = os.environ.get("AUTH_SECRET", "")
-    if not secret:
-        raise RuntimeError("AUTH_SECRET is not set: the function cannot check tokens")
-    return secret
+def secret() -> str:
+    """The token key, from the Secrets Manager secret that `AUTH_SECRET_ARN` names."""
+    arn = os.environ.get("AUTH_SECRET_ARN", "")
+    if not arn:
+        raise RuntimeError("AUTH_SECRET_ARN is not set: the function cannot check tokens")
+    return parameters.get_secret(arn, max_age=SECRET_MAX_AGE)
 
 
 def issue(
