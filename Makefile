@@ -35,7 +35,7 @@ help:
 	@echo "make run     start the whole app locally (apigw-local, embedded DynamoDB, web client)"
 	@echo "make test    install everything needed and run every test"
 	@echo "make reset   forget the local app's data (chat, transactions, totals): the next run starts from the seed"
-	@echo "make token USER=alice ROLE=admin   print a token for the local app"
+	@echo "make token USER=alice ROLE=admin   print a token for the local app (STACK=… a deployed one)"
 	@echo "make bench   run the benchmarks"
 	@echo "make lint    ruff, cfn-lint and sam validate --lint"
 	@echo "make screenshots                   refresh docs/screenshots from the browser tests"
@@ -124,8 +124,10 @@ lint: deps sam checkov
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
 	  --file template.yaml
 
+# STACK=name: a token for that deployed stack, signed with the key in its secret.
 token: $(VENV)/.installed $(LOCAL_SECRET)
-	@AUTH_SECRET=$$(cat $(LOCAL_SECRET)) $(PY) -m scripts.token --user "$(USER)" --role "$(ROLE)"
+	@$(if $(STACK),$(PY) -m scripts.token --stack "$(STACK)",AUTH_SECRET=$$(cat $(LOCAL_SECRET)) $(PY) -m scripts.token) \
+	  --user "$(USER)" --role "$(ROLE)"
 
 bench: deps
 	$(PY) -m bench $(ARGS)

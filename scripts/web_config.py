@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 SAMCONFIG = Path(__file__).resolve().parent.parent / "samconfig.toml"
 
@@ -43,6 +43,15 @@ def samconfig_defaults(path: Path = SAMCONFIG) -> dict[str, str]:
     return {k: str(merged[k]) for k in ("stack_name", "region") if k in merged}
 
 
+def explain(error: Exception) -> str:
+    """What to do about an AWS call that failed before reaching AWS, or AWS's own answer."""
+    if isinstance(error, NoCredentialsError):
+        return "no AWS credentials found (configure a profile or export AWS_PROFILE)"
+    if isinstance(error, NoRegionError):
+        return "no AWS region (pass --region, export AWS_DEFAULT_REGION, or deploy: make deploy)"
+    return str(error)
+
+
 def main(argv: list[str] | None = None, cloudformation: Any | None = None,
          samconfig: Path = SAMCONFIG) -> int:
     defaults = samconfig_defaults(samconfig)
@@ -60,14 +69,8 @@ def main(argv: list[str] | None = None, cloudformation: Any | None = None,
         stacks = client.describe_stacks(StackName=args.stack)["Stacks"]
         outputs = stacks[0].get("Outputs", [])
         config = config_from_outputs(outputs)
-    except NoCredentialsError:
-        print(
-            "error: no AWS credentials found (configure a profile or export AWS_PROFILE)",
-            file=sys.stderr,
-        )
-        return 2
     except (ClientError, BotoCoreError, KeyError, IndexError) as error:
-        print(f"error: cannot read stack {args.stack!r}: {error}", file=sys.stderr)
+        print(f"error: cannot read stack {args.stack!r}: {explain(error)}", file=sys.stderr)
         return 2
     width = max(len(o["OutputKey"]) for o in outputs)
     for output in sorted(outputs, key=lambda o: o["OutputKey"]):

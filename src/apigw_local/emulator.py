@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .architecture import check_native_code
 from .connections import ConnectionRegistry
 from .model import Application
 from .quotas import Quotas
@@ -136,6 +137,7 @@ class Emulator:
             http_domain=f"localhost:{http_port}",
         )
         self.app = app
+        check_native_code(app)
 
         # Where the functions' AWS calls go (embedded moto, an endpoint, LocalStack) and the
         # template's tables there: see backend.py.
@@ -205,6 +207,8 @@ class Emulator:
         self.http_gateway = HttpApiGateway(
             app.http_routes, integrations, domain_name=f"localhost:{http_port}",
             account_id=app.account_id, static_dir=static_dir, endpoints_json=endpoints_json,
+            cors_configurations=app.http_cors,
+            web_origins=_web_origins(c.host, http_port) if static_dir else (),
         )
         http_listener.protocol_factory = make_factory(self.http_gateway, self._http_conns)
         ws_listener.protocol_factory = make_factory(self.ws_gateway, self._ws_conns)
@@ -260,6 +264,14 @@ class Emulator:
 
     async def serve_forever(self) -> None:
         await asyncio.Event().wait()
+
+
+def _web_origins(host: str, port: int) -> tuple[str, ...]:
+    """The origins the served web client can be opened at (the loopback host's names)."""
+    hosts = ["localhost", "127.0.0.1", "[::1]"]
+    if host not in ("0.0.0.0", "::", "", *hosts, "::1"):
+        hosts.append(f"[{host}]" if ":" in host else host)
+    return tuple(f"{scheme}://{h}:{port}" for h in hosts for scheme in ("http", "https"))
 
 
 async def _maybe_await(value: Any) -> Any:

@@ -68,6 +68,18 @@ class HttpRoute:
 
 
 @dataclass(frozen=True)
+class Cors:
+    """An HTTP API's `CorsConfiguration` (see cors.py for how API Gateway applies it)."""
+
+    allow_origins: tuple[str, ...] = ()
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age: int | None = None
+    allow_credentials: bool = False
+
+
+@dataclass(frozen=True)
 class Table:
     """An `AWS::DynamoDB::Table`; `create_table` holds boto3 CreateTable arguments."""
 
@@ -95,6 +107,7 @@ class Application:
     http_routes: tuple[HttpRoute, ...]
     tables: dict[str, Table]
     parameters: dict[str, str]  # resolved parameter values (NoEcho ones included)
+    http_cors: dict[str, Cors] = field(default_factory=dict)  # HTTP API logical id → its CORS
     secrets: dict[str, Secret] = field(default_factory=dict)
     region: str = "us-east-1"
     account_id: str = "123456789012"

@@ -45,6 +45,7 @@ from .intrinsics import NO_VALUE, Resolver, TemplateError
 from .model import (
     Application,
     Authorizer,
+    Cors,
     Function,
     HttpRoute,
     Secret,
@@ -178,6 +179,7 @@ class _Loader:
         self.condition_defs: dict[str, Any] = {}
         self.mappings: dict[str, Any] = {}
         self.globals: dict[str, _GlobalValue] = {}
+        self.http_api_globals: dict[str, Any] = {}  # Globals.HttpApi
         self._by_physical: dict[str, str] = {}  # synthetic ids of V2 children → logical id
         self._api_hosts: dict[str, str] = {}  # "{id}.execute-api.{region}.amazonaws.com" → local
         self._fn_names: dict[str, str] = {}
@@ -248,6 +250,8 @@ class _Loader:
             http_routes=tuple(http_routes),
             tables=tables,
             parameters={k: _param_str(v) for k, v in parameters.items()},
+            http_cors={r.logical_id: cors for r in self.resources.values()
+                       if (cors := self._cors(r)) is not None},
             secrets={r.logical_id: self._secret(r) for r in self.resources.values()
                      if r.type == _SECRET_TYPE},
             region=self.region,
@@ -276,6 +280,7 @@ class _Loader:
             if key in self.globals:
                 value = _sam_merge(self.globals[key].value, value)
             self.globals[key] = _GlobalValue(value, path)
+        self.http_api_globals.update((doc.get("Globals") or {}).get("HttpApi") or {})
         for lid, definition in (doc.get("Resources") or {}).items():
             if lid in self.resources:
                 raise TemplateError(
@@ -637,6 +642,42 @@ class _Loader:
                 payload_format_version=str(props.get("PayloadFormatVersion", "2.0")),
             ))
         return routes
+
+    def _cors(self, r: _Resource) -> Cors | None:
+        """An HTTP API's CorsConfiguration; SAM also takes it from Globals.HttpApi, and reads
+        `true` or a bare value as AllowOrigins (`true`: `*`)."""
+        if r.type == "AWS::Serverless::HttpApi":
+            own = r.properties.get("CorsConfiguration")
+            glob = self.http_api_globals.get("CorsConfiguration")
+            intrinsic = isinstance(own, dict) and len(own) == 1 and (
+                next(iter(own)).startswith("Fn::") or "Ref" in own)
+            # SAM merges a mapping with the global one; an intrinsic replaces it whole.
+            raw = glob if own is None else own if intrinsic else _sam_merge(glob, own)
+        elif r.type == "AWS::ApiGatewayV2::Api" and self._prop(r, "ProtocolType") == "HTTP":
+            raw = r.properties.get("CorsConfiguration")
+        else:
+            return None
+        where = r.where("CorsConfiguration")
+        value = self.resolver.resolve(raw, where)
+        if value in (None, False, NO_VALUE):
+            return None
+        if not isinstance(value, dict):
+            value = {"AllowOrigins": ["*"] if value is True else value}
+
+        def strings(key: str) -> tuple[str, ...]:
+            items = value.get(key) or []
+            items = [items] if isinstance(items, str) else items
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise TemplateError(f"{where}.{key}: expected a list of strings")
+            return tuple(i.strip() for i in items if i.strip())
+
+        max_age = value.get("MaxAge")
+        return Cors(
+            allow_origins=strings("AllowOrigins"), allow_methods=strings("AllowMethods"),
+            allow_headers=strings("AllowHeaders"), expose_headers=strings("ExposeHeaders"),
+            max_age=None if max_age is None else int(max_age),
+            allow_credentials=_truthy(value.get("AllowCredentials", False)),
+        )
 
     # -- API Gateway V2 -----------------------------------------------------------------------
 

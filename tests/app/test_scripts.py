@@ -26,6 +26,31 @@ def test_token_script_needs_the_secret(capsys, monkeypatch):
     assert "AUTH_SECRET" in capsys.readouterr().err
 
 
+def test_token_script_signs_with_a_deployed_stacks_secret(capsys, monkeypatch):
+    monkeypatch.delenv("AUTH_SECRET")
+    cloudformation = boto3.client("cloudformation", region_name="us-east-1")
+    secretsmanager = boto3.client("secretsmanager", region_name="us-east-1")
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:key-AbCdEf"
+    deployed_key = "k" * 48
+    with Stubber(cloudformation) as cfn, Stubber(secretsmanager) as sm:
+        cfn.add_response(
+            "describe_stacks",
+            describe_stacks_answer("app", [{"OutputKey": "AuthSecretArn", "OutputValue": arn}]),
+            {"StackName": "app"},
+        )
+        sm.add_response("get_secret_value", {"ARN": arn, "SecretString": deployed_key},
+                        {"SecretId": arn})
+        cfn.add_response("describe_stacks", describe_stacks_answer("old", []),
+                         {"StackName": "old"})
+        clients = (cloudformation, secretsmanager)
+        assert token_script.main(["--user", "bob", "--role", "admin", "--stack", "app"],
+                                 clients) == 0
+        printed = capsys.readouterr().out.strip()
+        assert auth.verify(deployed_key, printed) == auth.Identity("bob", "admin")
+        assert token_script.main(["--user", "bob", "--stack", "old"], clients) == 2
+        assert "no AuthSecretArn output" in capsys.readouterr().err
+
+
 def test_token_script_rejects_bad_names(capsys):
     assert token_script.main(["--user", "a b"]) == 2
     with pytest.raises(SystemExit):

@@ -118,3 +118,16 @@ def test_provisioned_secrets_answer_to_the_arn_of_the_template(tmp_path):
         values = {s.logical_id: client.get_secret_value(SecretId=s.arn)["SecretString"]
                   for s in secrets}
         assert values == {"Key1": "new-value", "Key2": app.secrets["Key2"].value}
+
+
+def test_the_apps_template_loads_silently_with_its_secret(caplog):
+    root = Path(__file__).resolve().parents[2]
+    with caplog.at_level("WARNING"):
+        app = load_application([root / "template.yaml", root / "local" / "template.yaml"],
+                               parameter_overrides={"AuthSecret": "s" * 40})
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
+    secret = app.secrets["AuthTokenSecret"]
+    assert secret.value == "s" * 40
+    for name in ("ConnectFunction", "VerifyTxFunction", "DevTokenFunction"):
+        assert app.functions[name].environment["AUTH_SECRET_ARN"] == secret.arn
+    assert "s" * 40 not in repr(app.functions)
