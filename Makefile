@@ -40,7 +40,7 @@ help:
 	@echo "make lint    ruff, cfn-lint and sam validate --lint"
 	@echo "make screenshots                   refresh docs/screenshots from the browser tests"
 	@echo "make build   sam build: the functions and the layer for Lambda (python3.13, arm64)"
-	@echo "make deploy  deploy to AWS (sam deploy; --guided the first time)"
+	@echo "make deploy  deploy to AWS (sam deploy; --guided the first time) and publish web/"
 	@echo "make outputs the deployed stack's endpoints, and web/config.json for the web client"
 	@echo "make delete  delete the deployed stack (the ledger tables are kept)"
 	@echo "make lock    re-pin layers/shared/requirements.txt from requirements.in"
@@ -144,12 +144,13 @@ build: sam
 	@test -n "$(LAMBDA_PYTHON_DIR)" || { echo "error: sam build needs Python 3.13 (Lambda's runtime): install it, e.g. 'pyenv install 3.13'"; exit 1; }
 	PATH="$(LAMBDA_PYTHON_DIR):$$PATH" $(SAM) build
 
-deploy: build
+deploy: build deps
 	@if grep -q '^region' samconfig.toml; then $(SAM) deploy; else \
 	  echo "==> first deploy: answer SAM's questions (they are saved in samconfig.toml)."; \
 	  echo "    AuthSecret signs the app's tokens: paste a new one, e.g. from"; \
 	  echo "    python3 -c 'import secrets; print(secrets.token_urlsafe(48))', and keep it."; \
 	  $(SAM) deploy --guided; fi
+	$(PY) -m scripts.web_publish
 
 # The endpoints, and web/config.json so the web client talks to the stack.
 outputs: deps
@@ -157,7 +158,8 @@ outputs: deps
 
 web-config: outputs
 
-delete: sam
+delete: sam deps
+	$(PY) -m scripts.web_publish --empty
 	$(SAM) delete
 	@echo "The ledger tables (Transactions, WeeklyIncome) are kept (Retain, deletion protection)."
 

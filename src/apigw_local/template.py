@@ -84,6 +84,8 @@ _SILENT_PREFIXES = (
     "AWS::KMS::",
     "AWS::CertificateManager::",
     "AWS::Route53::",
+    "AWS::S3::",
+    "AWS::CloudFront::",
 )
 _V2_CHILD_TYPES = {
     "AWS::ApiGatewayV2::Route",
@@ -436,8 +438,9 @@ class _Loader:
             return f"arn:aws:iam::{self.account_id}:{r.type.split('::')[-1].lower()}/{lid}"
         if r.type in _FUNCTION_TYPES | _TABLE_TYPES | _API_TYPES | _LAYER_TYPES | {_SECRET_TYPE}:
             raise TemplateError(f"attribute {attribute!r} of {r.type} is not supported")
-        log.warning("Fn::GetAtt %s.%s: %s is not emulated; using a placeholder",
-                    lid, attribute, r.type)
+        if not r.type.startswith(_SILENT_PREFIXES):
+            log.warning("Fn::GetAtt %s.%s: %s is not emulated; using a placeholder",
+                        lid, attribute, r.type)
         return f"arn:aws:local:{self.region}:{self.account_id}:{lid}/{attribute}"
 
     def _function_name(self, r: _Resource) -> str:

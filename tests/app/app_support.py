@@ -40,6 +40,7 @@ TABLE_ENV = {
     "MessagesTable": "MESSAGES_TABLE",
     "TransactionsTable": "TRANSACTIONS_TABLE",
     "WeeklyIncomeTable": "WEEKLY_INCOME_TABLE",
+    "IdempotencyTable": "IDEMPOTENCY_TABLE",
 }
 
 
@@ -113,6 +114,9 @@ class LambdaContext:
     def __post_init__(self) -> None:
         self.aws_request_id = self.aws_request_id or str(uuid.uuid4())
 
+    def get_remaining_time_in_millis(self) -> int:
+        return 15_000
+
 
 def ws_event(
     route: str,
@@ -155,8 +159,9 @@ def http_event(
     body: Any = None,
     query: dict[str, str] | None = None,
     raw_body: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> dict:
-    headers = {"content-type": "application/json", "host": "api.local"}
+    headers = {"content-type": "application/json", "host": "api.local", **(headers or {})}
     if token is not None:
         headers["authorization"] = f"Bearer {token}"
     from urllib.parse import urlencode

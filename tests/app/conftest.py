@@ -4,9 +4,13 @@ client. Helpers and constants live in app_support.py."""
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+import urllib.request
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -16,7 +20,11 @@ from app_support import (
     TABLE_ENV,
     App,
     FakeManagement,
+    LambdaContext,
+    http_event,
+    load_function,
     table_definitions,
+    token,
 )
 from moto import mock_aws
 from realtime import fanout
@@ -34,6 +42,7 @@ def _env(monkeypatch: pytest.MonkeyPatch) -> None:
         "POWERTOOLS_METRICS_NAMESPACE": "Test",
         "AUTH_SECRET": SECRET,
         "MANAGEMENT_API_ENDPOINT": ENDPOINT,
+        "PRESENCE_WINDOW_MS": "0",  # every join announced at once; coalescing tested apart
     }.items():
         monkeypatch.setenv(name, value)
     for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
@@ -141,3 +150,58 @@ def management(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeManagement]:
 @pytest.fixture
 def app(dynamodb, management) -> App:
     return App(management)
+
+
+@pytest.fixture
+def serializable_moto(monkeypatch, endpoint):
+    """DynamoDB isolates a transaction from other writes and reads of its items, and
+    TransactGetItems reads them as one
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-isolation);
+    moto applies one without a lock (and rolls a cancelled one back by restoring a copy of
+    the table), so threads can interleave inside it. Give moto that isolation, so that races
+    test our code rather than moto's threading. On an endpoint, its own isolation is
+    tested: a plain moto_server has none, so the race is skipped there."""
+    if endpoint is not None:
+        if os.environ.get("APP_TEST_ENDPOINT") != "embedded" and is_moto_server(endpoint):
+            pytest.skip(f"{endpoint} is a moto_server: it applies transactions without "
+                        "DynamoDB's isolation (APP_TEST_ENDPOINT=embedded provides it)")
+        return
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
+
+    lock = threading.RLock()
+    for owner, names in (
+        (DynamoDBBackend, ("transact_write_items", "get_item", "update_item", "put_item",
+                           "delete_item", "query")),
+        (DynamoHandler, ("transact_get_items",)),
+    ):
+        for name in names:
+            original = getattr(owner, name)
+
+            def locked(self, *args, __original=original, **kwargs):
+                with lock:
+                    return __original(self, *args, **kwargs)
+
+            monkeypatch.setattr(owner, name, locked)
+
+
+def is_moto_server(endpoint: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def admin_api(dynamodb, management):
+    """call(method, path, **http_event options) → (status, JSON body), as an admin."""
+    module = load_function("verify_tx")
+
+    def call(method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        response = module.lambda_handler(
+            http_event(method, path, token=token("root", "admin"), **kwargs), LambdaContext()
+        )
+        return response["statusCode"], json.loads(response["body"])
+
+    return call
