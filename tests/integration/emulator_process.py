@@ -27,7 +27,7 @@ class EmulatorProcess:
         self.env = env
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 90.0) -> dict[str, str]:
+    def start(self, timeout: float = 240.0) -> dict[str, str]:
         self.endpoints_file.unlink(missing_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
@@ -44,7 +44,7 @@ class EmulatorProcess:
             time.sleep(0.1)
         return json.loads(self.endpoints_file.read_text())
 
-    def run_to_exit(self, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    def run_to_exit(self, timeout: float = 240.0) -> subprocess.CompletedProcess[str]:
         """Run it expecting it to exit by itself (a refused start)."""
         return subprocess.run([sys.executable, "-m", "apigw_local.cli", "start", *self.args],
                               cwd=self.workdir, env=self.env, capture_output=True, text=True,
@@ -53,7 +53,7 @@ class EmulatorProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def wait_for_log(self, text: str, timeout: float = 30.0) -> str:
+    def wait_for_log(self, text: str, timeout: float = 120.0) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if text in (log := self.log()):

@@ -138,7 +138,7 @@ def test_localstack_backend_honours_edge_port(tmp_path, moto_server):
 def test_an_unreachable_localstack_is_one_clear_line(tmp_path):
     env = {**environment_without_aws(tmp_path), "LOCALSTACK_HOST": f"127.0.0.1:{free_port()}"}
     answer = EmulatorProcess(tmp_path, "-t", str(FIXTURE), "--localstack",
-                             env=env).run_to_exit(timeout=120)
+                             env=env).run_to_exit()
     assert answer.returncode == 1
     assert "Traceback" not in answer.stderr
     last = answer.stderr.strip().splitlines()[-1]
