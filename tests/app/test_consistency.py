@@ -309,3 +309,29 @@ def test_income_version_grows_by_one_per_verify(admin_api, app):
     app.send("a1", {"action": "subscribe", "channel": "admin_dashboard"})
     assert app.management.frames("a1")[-1]["version"] == 2
 
+
+
+def test_a_send_that_died_before_storing_is_finished_by_its_retry_elsewhere(room, store):
+    """Claimed but never stored (the worker died between the two writes): the retry, here
+    on a new connection, stores it under the id and time first given to it."""
+    original = store.put_message
+    calls = []
+
+    def dying(message, expires_at):
+        calls.append(message)
+        raise WorkerDied
+
+    fn = room.message_fn
+    fn.store.put_message = dying
+    try:
+        with pytest.raises(WorkerDied):
+            room.send("c1", send("general", "hello", seq=1, client_id="m1"))
+    finally:
+        fn.store.put_message = original
+    assert store.latest_messages("general", 10)[0] == []
+    room.connect("c1b", "alice", room="general")
+    room.send("c1b", send("general", "hello", seq=1, client_id="m1"))
+    [stored] = store.latest_messages("general", 10)[0]
+    assert (stored.id, stored.sent_at) == (calls[0].id, calls[0].sent_at)
+    assert room.management.frames("c1b")[-1]["type"] == "ack"
+    assert first_arrivals(room.management.frames("c2")) == ["hello"]

@@ -6,11 +6,12 @@ room both go through `Fanout`, so a vanished connection is cleaned up the same w
 
 Order and retries (docs/protocol.md, "Sending"). API Gateway may run a connection's frames
 concurrently in different Lambda instances, so the order is kept in DynamoDB: a send with
-`seq` n is stored only once n - 1 is stored AND delivered (a condition on the connection item,
-in the same transaction as the message), and its `ack` goes out after its fan-out. A send with
-`clientId` claims that id in the same transaction, so a retry is stored once; the retry
-re-posts the stored message (same id), which completes a fan-out that a dead worker left
-half done, and members drop the copy they already have by its `id`.
+`seq` n takes its place only once n - 1 is stored AND delivered (a condition on the connection
+item), and its `ack` goes out after its fan-out. A send with `clientId` claims that id (a
+conditional put), so a retry is stored once; the retry re-posts the stored message (same id),
+which completes a fan-out that a dead worker left half done, and members drop the copy they
+already have by its `id`. Each step is one conditional write that a retry can repeat (no
+TransactWriteItems: nothing to roll back, and a crash between steps is resumed by the retry).
 
 Presence (docs/protocol.md, "Presence"): joins are coalesced per room in windows of
 `presence_window_ms`. The first join of a window is announced at once (`joined`); the second
@@ -51,10 +52,8 @@ from realtime.models import (
     parse_action,
 )
 from realtime.store import (
-    ConnectionGone,
-    DuplicateSend,
     InvalidCursor,
-    OutOfOrder,
+    SeqTaken,
     Store,
     channel_target,
     room_target,
@@ -229,6 +228,10 @@ class Chat:
         return [self.fanout.to_target(target, left), self.fanout.send(connection_id, left)]
 
     def _send(self, connection: Connection, identity: Identity, action: Send) -> list[FanoutResult]:
+        """Store and deliver a message; with `seq`/`clientId`, in order and once (see the
+        module's docstring). Every step is one conditional write, safe to repeat: take the
+        seq (the message's id and time are fixed there), claim the client id, store, fan
+        out, mark the seq delivered, acknowledge."""
         target = room_target(action.room)
         connection_id = connection.connection_id
         self._require_member(target, connection_id, action.room, "send")
@@ -246,49 +249,88 @@ class Chat:
             client_id=action.client_id,
             seq=action.seq,
         )
+        expires = clock.epoch_seconds(now + self.retention)
+        if action.seq is None and action.client_id is None:
+            self.store.put_message(message, expires)  # the plain path: one write
+            return [self.fanout.to_target(target, message)]
 
         def refused(code: str, text: str, expected: int | None = None) -> FrameError:
             return FrameError(code, text, "send", client_id=action.client_id, expected=expected)
 
         duplicate = False
-        try:
-            self.store.put_message(
-                message,
-                clock.epoch_seconds(now + self.retention),
-                connection_id=connection_id,
-            )
-        except DuplicateSend as stored:
-            if stored.message.text != action.text:
-                raise refused(
-                    "invalid_request", "clientId: already used for another message"
-                ) from None
-            message, duplicate = stored.message, True
-        except OutOfOrder as error:
-            raise refused(
-                "out_of_order",
-                f"seq {action.seq} is not next: send seq {error.expected} "
-                "(and wait for its ack) first.",
-                error.expected,
-            ) from None
-        except ConnectionGone:
-            raise refused("forbidden", "This connection is not registered; reconnect.") from None
-        results = []
-        # A retry re-posts the message (members drop a copy by its id) unless this very
-        # connection already saw it delivered.
-        if not (duplicate and action.seq is not None and connection.done >= action.seq):
-            results.append(self.fanout.to_target(target, message))
         if action.seq is not None:
-            self.store.complete_send(connection_id, action.seq, message.sent_at)
-        if action.client_id is not None or action.seq is not None:
-            ack = AckFrame(
-                room=action.room,
-                id=message.id,
-                client_id=action.client_id,
-                seq=action.seq,
-                duplicate=duplicate,
-            )
-            results.append(self.fanout.send(connection_id, ack))
+            try:
+                self.store.take_seq(connection_id, message)
+            except SeqTaken as taken:
+                current = taken.connection
+                if current is None:
+                    raise refused("forbidden", "This connection is not registered.") from None
+                if (
+                    action.client_id is not None
+                    and current.seq == action.seq
+                    and current.pending_client == action.client_id
+                    and current.pending_id is not None
+                ):
+                    # A retry of the send that holds this seq: it resumes with its id and time.
+                    message = message.model_copy(update={
+                        "id": current.pending_id,
+                        "sent_at": clock.iso(
+                            _EPOCH + timedelta(milliseconds=current.last_sent_ms)
+                        ),
+                    })
+                    duplicate = True
+                    if current.done >= action.seq:  # and it was delivered
+                        return [self._ack(connection_id, message, action, duplicate=True)]
+                else:
+                    claim = self.store.get_claim(message) if action.client_id else None
+                    stored = claim and self.store.get_message(action.room, claim.message_id)
+                    if not stored:
+                        expected = current.seq if current.seq > current.done else current.done + 1
+                        raise refused(
+                            "out_of_order",
+                            f"seq {action.seq} is not next: send seq {expected} "
+                            "(and wait for its ack) first.",
+                            expected,
+                        ) from None
+                    # An earlier send of this connection, retried: delivered before the
+                    # later seqs were taken.
+                    return [self._ack(connection_id, stored, action, duplicate=True)]
+        stored = None
+        if action.client_id is not None:
+            claim = self.store.claim_client_id(message, expires)
+            if claim is not None:  # an earlier attempt (perhaps on another connection)
+                stored = self.store.get_message(action.room, claim.message_id)
+                if stored is None:  # it died before storing: finish it, with its id
+                    message = message.model_copy(
+                        update={"id": claim.message_id, "sent_at": claim.sent_at}
+                    )
+                elif stored.text != action.text:
+                    if action.seq is not None:  # the seq is spent on a refused send
+                        self.store.complete_send(connection_id, action.seq)
+                    raise refused("invalid_request", "clientId: already used for another message")
+                else:
+                    message, duplicate = stored, True
+        if stored is None:
+            self.store.put_message(message, expires)
+        # A retry posts the message again (same id: members drop the copy they have); this
+        # completes a fan-out that a dead worker left half done.
+        results = [self.fanout.to_target(target, message)]
+        if action.seq is not None:
+            self.store.complete_send(connection_id, action.seq)
+        results.append(self._ack(connection_id, message, action, duplicate=duplicate))
         return results
+
+    def _ack(
+        self, connection_id: str, message: MessageFrame, action: Send, *, duplicate: bool
+    ) -> FanoutResult:
+        ack = AckFrame(
+            room=action.room,
+            id=message.id,
+            client_id=action.client_id,
+            seq=action.seq,
+            duplicate=duplicate,
+        )
+        return self.fanout.send(connection_id, ack)
 
     def _history(self, connection_id: str, action: History) -> list[FanoutResult]:
         self._require_member(room_target(action.room), connection_id, action.room, "history")

@@ -304,9 +304,11 @@ class Connection(BaseModel):
     user: str
     role: str
     connected_at: int | None = None  # epoch ms (API Gateway's requestContext.connectedAt)
-    seq: int = 0  # the last `seq` stored from this connection
+    seq: int = 0  # the last `seq` taken by a send of this connection
     done: int = 0  # the last `seq` delivered to its room
-    last_sent_ms: int = 0  # that message's time
+    last_sent_ms: int = 0  # the time of the message that took `seq`
+    pending_id: str | None = None  # its id
+    pending_client: str | None = None  # its clientId
 
 
 class Member(BaseModel):

@@ -18,7 +18,9 @@ API Gateway's `requestContext.connectedAt`) so that a fan-out can tell a connect
 `$connect` from a stale one without another read; one stored by `$connect` (`&room=`) carries
 `unannounced: true` until the first `join` announces it. A connection's `connectedAt` is the
 same instant as ISO 8601; it also keeps the connection's send sequence (`seq`: the last
-stored, `done`: the last delivered to the room, `lastSentMs`: that message's time). A room's
+taken, with `pendingId`, `pendingClient` and `lastSentMs` of its message; `done`: the last
+delivered to the room). No send uses TransactWriteItems: each step is one conditional write
+that a retry can repeat. A room's
 presence window is the membership item (`presence#{room}`, `window`). Cursors handed to
 clients are the last key of a page, JSON in URL-safe base64: opaque to clients, checked on the
 way back in.
@@ -33,6 +35,7 @@ import os
 import random
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -61,24 +64,20 @@ class AlreadyVerified(Exception):
     pass
 
 
-class DuplicateSend(Exception):
-    """The sender's client id was claimed before: `message` is the one stored then."""
+@dataclass(frozen=True)
+class Claim:
+    """A client id's claim: the message it was (or will be) stored as."""
 
-    def __init__(self, message: MessageFrame) -> None:
-        super().__init__(message.id)
-        self.message = message
-
-
-class OutOfOrder(Exception):
-    """The connection's send sequence is not where this `seq` needs it."""
-
-    def __init__(self, expected: int) -> None:
-        super().__init__(expected)
-        self.expected = expected
+    message_id: str
+    sent_at: str
 
 
-class ConnectionGone(LookupError):
-    pass
+class SeqTaken(Exception):
+    """The connection's sequence is not where this `seq` needs it (or it is gone: None)."""
+
+    def __init__(self, connection: Connection | None) -> None:
+        super().__init__(connection)
+        self.connection = connection
 
 
 def room_target(room: str) -> str:
@@ -164,13 +163,6 @@ def _transaction(item: dict[str, Any]) -> Transaction:
     )
 
 
-def _sequence_condition(seq: int) -> tuple[str, dict[str, Any]]:
-    """The connection may take `seq` only once `seq - 1` is stored AND delivered."""
-    if seq == 1:
-        return "attribute_exists(connectionId) AND attribute_not_exists(seq)", {}
-    return "seq = :prev AND done = :prev", {":prev": seq - 1}
-
-
 class Store:
     """All DynamoDB access, in the domain's models. `page_size` caps a recipients page."""
 
@@ -238,6 +230,8 @@ class Store:
             seq=int(item.get("seq", 0)),
             done=int(item.get("done", 0)),
             last_sent_ms=int(item.get("lastSentMs", 0)),
+            pending_id=item.get("pendingId"),
+            pending_client=item.get("pendingClient"),
         )
 
     def remove_connection(self, connection_id: str) -> list[str]:
@@ -365,14 +359,79 @@ class Store:
 
     # --- messages -------------------------------------------------------------------------
 
-    def put_message(
-        self, message: MessageFrame, expires_at: int, *, connection_id: str | None = None
-    ) -> None:
-        """Store `message`. With a `clientId`, the claim on it is written in the same
-        transaction (a retry raises DuplicateSend with what was stored); with a `seq`, the
-        connection's sequence moves to it in that transaction too (OutOfOrder if it cannot),
-        so a message is stored iff its place in the sender's order is taken."""
-        item = {
+    def take_seq(self, connection_id: str, message: MessageFrame) -> None:
+        """Give `message.seq` of this connection to `message`: allowed only when `seq - 1` is
+        stored AND delivered (one conditional UpdateItem). The connection item remembers the
+        message as pending (`pendingId`, `pendingClient`, `lastSentMs`), so a retry of the
+        same send resumes with the same id. SeqTaken (with the connection as it is) if not."""
+        seq = message.seq
+        assert seq is not None
+        if seq == 1:
+            condition, values = "attribute_exists(connectionId) AND attribute_not_exists(seq)", {}
+        else:
+            condition, values = "seq = :prev AND done = :prev", {":prev": seq - 1}
+        sets = "seq = :seq, lastSentMs = :ms, pendingId = :id"
+        values |= {":seq": seq, ":ms": epoch_ms(message.sent_at) or 0, ":id": message.id}
+        if message.client_id is not None:
+            sets += ", pendingClient = :client"
+            values[":client"] = message.client_id
+        else:
+            sets += " REMOVE pendingClient"
+        try:
+            self.connections.update_item(
+                Key={"connectionId": connection_id},
+                UpdateExpression=f"SET {sets}",
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if not _failed(error, "ConditionalCheckFailedException"):
+                raise
+            raise SeqTaken(self.get_connection(connection_id)) from None
+
+    def complete_send(self, connection_id: str, seq: int) -> None:
+        """Mark `seq` delivered on this connection, so that `seq + 1` may be taken."""
+        try:
+            self.connections.update_item(
+                Key={"connectionId": connection_id},
+                UpdateExpression="SET done = :seq",
+                ConditionExpression="seq = :seq AND (attribute_not_exists(done) OR done < :seq)",
+                ExpressionAttributeValues={":seq": seq},
+            )
+        except ClientError as error:
+            if not _failed(error, "ConditionalCheckFailedException"):
+                raise  # else: done already (a concurrent retry), or the connection is gone
+
+    def claim_client_id(self, message: MessageFrame, expires_at: int) -> Claim | None:
+        """Claim `message.clientId` for `message.id` (one conditional PutItem; claiming again
+        for the same id is a no-op). The earlier claim if another message holds it."""
+        try:
+            self.messages.put_item(
+                Item={
+                    **self._claim_key(message),
+                    "messageId": message.id,
+                    "sentAt": message.sent_at,
+                    "expiresAt": expires_at,
+                },
+                ConditionExpression="attribute_not_exists(id) OR messageId = :id",
+                ExpressionAttributeValues={":id": message.id},
+            )
+        except ClientError as error:
+            if not _failed(error, "ConditionalCheckFailedException"):
+                raise
+            return self.get_claim(message)
+        return None
+
+    def get_claim(self, message: MessageFrame) -> Claim | None:
+        """The claim on `message.clientId` by its sender in its room, if there is one."""
+        item = self.messages.get_item(Key=self._claim_key(message), ConsistentRead=True)
+        if "Item" not in item:
+            return None
+        return Claim(item["Item"]["messageId"], item["Item"]["sentAt"])
+
+    def put_message(self, message: MessageFrame, expires_at: int) -> None:
+        """Store `message` (idempotent: a retry writes the same item again)."""
+        item: dict[str, Any] = {
             "room": message.room,
             "id": message.id,
             "sender": message.sender,
@@ -380,47 +439,15 @@ class Store:
             "sentAt": message.sent_at,
             "expiresAt": expires_at,
         }
-        if message.client_id is None and message.seq is None:
-            self.messages.put_item(Item=item)  # the plain path: one write
-            return
         if message.client_id is not None:
             item["clientId"] = message.client_id
-        writes: list[dict[str, Any]] = [
-            {"Put": {"TableName": self.messages.name, "Item": item}}
-        ]
-        if message.client_id is not None:
-            writes.append({"Put": {
-                "TableName": self.messages.name,
-                "Item": {**self._claim_key(message), "messageId": message.id,
-                         "expiresAt": expires_at},
-                "ConditionExpression": "attribute_not_exists(id)",
-            }})
         if message.seq is not None:
             item["seq"] = message.seq
-            writes.append({"Update": self._sequence_update(
-                connection_id or "", message.seq, message.sent_at, advance_done=False)})
-        try:
-            self.client.transact_write_items(TransactItems=writes)
-        except ClientError as error:
-            if not _failed(error, "TransactionCanceledException"):
-                raise
-            reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-            self._explain_refused_send(message, connection_id or "", reasons)
-            raise
+        self.messages.put_item(Item=item)
 
-    def complete_send(self, connection_id: str, seq: int, sent_at: str) -> bool:
-        """Mark `seq` delivered on this connection, so that `seq + 1` may be stored. Also
-        takes `seq` on a connection that has not stored it (the retry of a message first sent
-        on an earlier connection); False if the sequence is elsewhere."""
-        try:
-            self.client.update_item(
-                **self._sequence_update(connection_id, seq, sent_at, advance_done=True)
-            )
-        except ClientError as error:
-            if _failed(error, "ConditionalCheckFailedException"):
-                return False
-            raise
-        return True
+    def get_message(self, room: str, message_id: str) -> MessageFrame | None:
+        item = self.messages.get_item(Key={"room": room, "id": message_id}, ConsistentRead=True)
+        return _message(item["Item"]) if "Item" in item else None
 
     def latest_messages(
         self, room: str, limit: int, before: str | None = None
@@ -438,48 +465,6 @@ class Store:
     def _claim_key(self, message: MessageFrame) -> dict[str, str]:
         # `#` never occurs in a room or a user name: no claim collides with a message.
         return {"room": f"{message.room}#client", "id": f"{message.sender}#{message.client_id}"}
-
-    def _sequence_update(
-        self, connection_id: str, seq: int, sent_at: str, *, advance_done: bool
-    ) -> dict[str, Any]:
-        condition, values = _sequence_condition(seq)
-        if advance_done:
-            taken = "seq = :seq AND (attribute_not_exists(done) OR done < :seq)"
-            condition = f"({taken}) OR ({condition})"
-        sets = "seq = :seq, lastSentMs = :ms" + (", done = :seq" if advance_done else "")
-        return {
-            "TableName": self.connections.name,
-            "Key": {"connectionId": connection_id},
-            "UpdateExpression": f"SET {sets}",
-            "ConditionExpression": condition,
-            "ExpressionAttributeValues": {
-                **values, ":seq": seq, ":ms": epoch_ms(sent_at) or 0,
-            },
-        }
-
-    def _explain_refused_send(
-        self, message: MessageFrame, connection_id: str, reasons: list[str | None]
-    ) -> None:
-        """Turn a cancelled send transaction into DuplicateSend / OutOfOrder / ConnectionGone
-        (reasons are in the order of the writes: message, claim?, sequence?)."""
-        claim_failed = message.client_id is not None and reasons[1:2] == [
-            "ConditionalCheckFailed"
-        ]
-        if claim_failed:
-            claim = self.messages.get_item(Key=self._claim_key(message), ConsistentRead=True)
-            stored = self.messages.get_item(
-                Key={"room": message.room, "id": claim["Item"]["messageId"]},
-                ConsistentRead=True,
-            ).get("Item")
-            if stored is not None:
-                raise DuplicateSend(_message(stored))
-        if message.seq is not None and reasons[-1:] == ["ConditionalCheckFailed"]:
-            connection = self.get_connection(connection_id)
-            if connection is None:
-                raise ConnectionGone(connection_id)
-            # Waiting for `seq` to be delivered (retry it) or for the one after `done`.
-            raise OutOfOrder(connection.seq if connection.seq > connection.done else
-                             connection.done + 1)
 
     # --- transactions ---------------------------------------------------------------------
 
