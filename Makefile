@@ -34,7 +34,7 @@ help:
 	@echo "make test    install everything needed and run every test"
 	@echo "make token USER=alice ROLE=admin   print a token for the local app (STACK=… a deployed one)"
 	@echo "make bench   run the benchmarks"
-	@echo "make lint    ruff, cfn-lint and sam validate --lint"
+	@echo "make lint    ruff, cfn-lint, sam validate --lint and checkov"
 	@echo "make screenshots                   refresh docs/screenshots from the browser tests"
 	@echo "make build   sam build: the functions and the layer for Lambda (python3.13, arm64)"
 	@echo "make deploy  deploy to AWS (sam deploy; --guided the first time) and publish web/"

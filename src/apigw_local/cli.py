@@ -126,6 +126,10 @@ def main() -> None:
               help="Seconds without traffic before a WebSocket closes with 1001 (AWS: 600).")
 @click.option("--max-connection-duration", type=float, default=7200, show_default=True,
               help="Seconds before any WebSocket closes with 1001 (AWS: 7200).")
+@click.option("--worker-idle-timeout", type=click.FloatRange(min=0, min_open=True),
+              default=300, show_default=True,
+              help="Seconds an idle worker stays warm before it is stopped, as Lambda reclaims "
+                   "idle execution environments.")
 @click.option("--max-concurrency", type=int, default=10, show_default=True,
               help="Worker processes per function (further invocations queue).")
 @click.option("--region", default="us-east-1", show_default=True, help="AWS::Region.")
@@ -145,7 +149,8 @@ def start(templates: tuple[Path, ...], host: str, port: int, ws_port: int, stage
           env_vars: Path | None,
           dynamodb_endpoint: str | None, seed: Path | None, static_dir: Path | None,
           no_static: bool, endpoints_file: Path | None, idle_timeout: float,
-          max_connection_duration: float, max_concurrency: int, region: str,
+          max_connection_duration: float, worker_idle_timeout: float, max_concurrency: int,
+          region: str,
           stack_name: str, state_dir: Path | None, prewarm: bool, management_transport: str,
           verbose: bool) -> None:
     """Serve the template's APIs until Ctrl-C."""
@@ -167,6 +172,7 @@ def start(templates: tuple[Path, ...], host: str, port: int, ws_port: int, stage
         dynamodb_endpoint=dynamodb_endpoint, seed=seed, static_dir=static_dir,
         serve_static=not no_static, endpoints_file=endpoints_file, idle_timeout=idle_timeout,
         max_connection_duration=max_connection_duration, max_concurrency=max_concurrency,
+        worker_idle_timeout=worker_idle_timeout,
         region=region, stack_name=stack_name, state_dir=state_dir, prewarm=prewarm,
         management_transport=management_transport,
     )

@@ -1,6 +1,6 @@
 """The plain model of an application read from a SAM/CloudFormation template.
 
-`template.py` builds it; everything else (gateway, runtime, DynamoDB provisioning) reads
+`template/` builds it; everything else (gateway, runtime, DynamoDB provisioning) reads
 only this model, never the raw template. All intrinsic functions are resolved by then.
 """
 
@@ -47,6 +47,15 @@ class WebSocketRoute:
 
 
 @dataclass(frozen=True)
+class Throttle:
+    """A stage's throttling: a token bucket of `burst_limit` tokens refilled at `rate_limit`
+    per second ("Throttle API requests for better throughput" in the API Gateway guide)."""
+
+    burst_limit: int
+    rate_limit: float
+
+
+@dataclass(frozen=True)
 class WebSocketApi:
     logical_id: str
     name: str
@@ -54,6 +63,7 @@ class WebSocketApi:
     route_selection_expression: str  # e.g. "$request.body.action"
     routes: dict[str, WebSocketRoute]
     stage: str  # the Stage's StageName (resolved)
+    throttle: Throttle | None = None  # the Stage's DefaultRouteSettings; None: unthrottled
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,11 @@ import dataclasses
 from collections.abc import Awaitable, Mapping
 from pathlib import Path
 
-from .. import cors, events
-from ..events import HttpRequestInfo, aws_id, now_ms
+from .. import cors
+from ..gateway import events
+from ..gateway.events import HttpRequestInfo, aws_id, now_ms
+from ..gateway.routing import DEFAULT, HttpRouter
 from ..model import Cors, HttpRoute
-from ..routing import DEFAULT, HttpRouter
 from ..template import api_id_for
 from .http11 import HttpConnection, Request, Response, json_response
 from .invoke import Integrations, log_line
