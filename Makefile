@@ -25,13 +25,16 @@ STACK  ?=
 PYTEST_ARGS ?=
 
 LOCAL_SECRET := .local/auth-secret
+# The local app's DynamoDB tables and items, kept across runs (make reset empties it).
+LOCAL_DATA   := .local/dynamodb
 
-.PHONY: help run test lint token bench screenshots deps web-deps browser sam checkov web-config \
+.PHONY: help run reset test lint token bench screenshots deps web-deps browser sam checkov web-config \
         build deploy outputs delete lock clean
 
 help:
 	@echo "make run     start the whole app locally (apigw-local, embedded DynamoDB, web client)"
 	@echo "make test    install everything needed and run every test"
+	@echo "make reset   forget the local app's data (chat, transactions, totals): the next run starts from the seed"
 	@echo "make token USER=alice ROLE=admin   print a token for the local app (STACK=… a deployed one)"
 	@echo "make bench   run the benchmarks"
 	@echo "make lint    ruff, cfn-lint, sam validate --lint and checkov"
@@ -104,7 +107,11 @@ run: deps $(LOCAL_SECRET)
 	@# The secret travels in the environment, never in argv (which every local user sees in ps).
 	@APIGW_LOCAL_PARAMETER_AuthSecret="$$(cat $(LOCAL_SECRET))" \
 	  $(BIN)/apigw-local start --template template.yaml --template local/template.yaml \
-	  --seed .local/seed.json $(ARGS)
+	  --seed .local/seed.json --persist $(LOCAL_DATA) $(ARGS)
+
+# The seed goes only into tables that do not exist yet: after a reset, all of them.
+reset:
+	rm -rf $(LOCAL_DATA)
 
 test: deps browser sam lint
 	$(BIN)/pytest $(PYTEST_ARGS)
