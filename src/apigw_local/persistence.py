@@ -103,7 +103,7 @@ class Journal:
         """Take the directory's lock, waiting up to `timeout` s for a previous server (one
         that is still writing its last snapshot after its emulator was killed)."""
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # the app's data
             self._lock_fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise PersistError(f"cannot use {self.directory}: {exc.strerror}") from None
@@ -226,7 +226,7 @@ class Journal:
                      for name, definition in tables.items()}
             for region, tables in self.definitions.items() if tables}}
         temporary = self.snapshot_path.with_suffix(".tmp")
-        with open(temporary, "wb") as out:
+        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
             out.write(json.dumps(snapshot, separators=(",", ":")).encode())
             out.flush()
             os.fsync(out.fileno())

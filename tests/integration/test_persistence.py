@@ -141,6 +141,9 @@ def test_every_acknowledged_write_survives_kill_9_of_the_emulator(tmp_path):
             TableName=table) for item in page["Items"]}
         missing = [n for n in acknowledged if f"k{n}" not in stored]
         assert missing == [], f"{len(missing)} of {len(acknowledged)} answered writes lost"
+        in_flight = f"k{len(acknowledged)}" in stored
+        print(f"kill -9 after {len(acknowledged)} answered writes: 0 lost; the one in flight "
+              f"{'landed' if in_flight else 'did not land'}")
 
 
 def test_a_killed_embedded_dynamodb_is_reported_and_restarted_with_its_data(tmp_path):
@@ -186,3 +189,30 @@ def _is_moto(pid: int) -> bool:
         return b"serve_moto" in open(f"/proc/{pid}/cmdline", "rb").read()
     except OSError:
         return False
+
+
+def test_a_server_that_keeps_dying_stops_the_emulator_with_a_message(tmp_path):
+    """Without --persist the restart says the tables come back empty; a fourth death within
+    a minute stops apigw-local with one error line and exit status 1, never silent 502s."""
+    args = ["-t", str(ROOT / "tests" / "fixtures" / "templates" / "websocket.yaml")]
+    with EmulatorProcess(tmp_path, *args) as emulator:
+        emulator.start()
+        for death in range(1, 5):
+            (moto_pid,) = [pid for pid in emulator.children() if _is_moto(pid)]
+            os.kill(moto_pid, signal.SIGKILL)
+            if death < 4:
+                emulator.wait_for_log(f"embedded DynamoDB (pid {moto_pid}) died")
+                _wait_for(lambda n=death: emulator.log().count("embedded DynamoDB is back") == n)
+        assert emulator.process.wait(120) == 1
+        log = emulator.log()
+        assert "EMPTY (without --persist its data is gone)" in log
+        assert log.strip().splitlines()[-1].startswith(
+            "error: the embedded DynamoDB died 4 times within a minute (last: killed by SIGKILL)")
+        assert "Traceback" not in log
+
+
+def _wait_for(condition, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met"
+        time.sleep(0.1)
