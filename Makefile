@@ -25,16 +25,19 @@ STACK  ?=
 PYTEST_ARGS ?=
 
 LOCAL_SECRET := .local/auth-secret
+# The local app's DynamoDB tables and items, kept across runs (make reset empties it).
+LOCAL_DATA   := .local/dynamodb
 
-.PHONY: help run test lint token bench screenshots deps web-deps browser sam checkov web-config \
+.PHONY: help run reset test lint token bench screenshots deps web-deps browser sam checkov web-config \
         build deploy outputs delete lock clean
 
 help:
 	@echo "make run     start the whole app locally (apigw-local, embedded DynamoDB, web client)"
 	@echo "make test    install everything needed and run every test"
+	@echo "make reset   forget the local app's data (chat, transactions, totals): the next run starts from the seed"
 	@echo "make token USER=alice ROLE=admin   print a token for the local app (STACK=… a deployed one)"
 	@echo "make bench   run the benchmarks"
-	@echo "make lint    ruff, cfn-lint and sam validate --lint"
+	@echo "make lint    ruff, cfn-lint, sam validate --lint and checkov"
 	@echo "make screenshots                   refresh docs/screenshots from the browser tests"
 	@echo "make build   sam build: the functions and the layer for Lambda (python3.13, arm64)"
 	@echo "make deploy  deploy to AWS (sam deploy; --guided the first time) and publish web/"
@@ -91,20 +94,26 @@ checkov: $(CHECKOV_VENV)/.installed
 
 # --- the two commands -------------------------------------------------------
 
+# .local/ holds the key, the local CA and the persisted tables: this user's alone (umask: the
+# key is never readable by others, not even for a moment).
 $(LOCAL_SECRET):
-	@mkdir -p $(dir $@)
-	@$(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))' > $@
-	@chmod 600 $@
+	@mkdir -p -m 700 $(dir $@)
+	@umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))' > $@
 
 run: deps $(LOCAL_SECRET)
 	@echo "==> tokens for the local app (make token USER=… ROLE=… makes more)"
 	@echo "user  (alice): $$(AUTH_SECRET=$$(cat $(LOCAL_SECRET)) $(PY) -m scripts.token --user alice --role user)"
 	@echo "admin (admin): $$(AUTH_SECRET=$$(cat $(LOCAL_SECRET)) $(PY) -m scripts.token --user admin --role admin)"
+	@chmod 700 $(dir $(LOCAL_SECRET))
 	@$(PY) local/seed.py > .local/seed.json
 	@# The secret travels in the environment, never in argv (which every local user sees in ps).
 	@APIGW_LOCAL_PARAMETER_AuthSecret="$$(cat $(LOCAL_SECRET))" \
 	  $(BIN)/apigw-local start --template template.yaml --template local/template.yaml \
-	  --seed .local/seed.json $(ARGS)
+	  --seed .local/seed.json --persist $(LOCAL_DATA) $(ARGS)
+
+# The seed goes only into tables that do not exist yet: after a reset, all of them.
+reset:
+	rm -rf $(LOCAL_DATA)
 
 test: deps browser sam lint
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -44,13 +44,6 @@ from .tls import TlsMaterial, ensure_tls
 
 log = logging.getLogger("apigw_local")
 
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-}
-
-
 @dataclass
 class Config:
     templates: list[Path]
@@ -60,8 +53,12 @@ class Config:
     stage: str | None = None  # default: each WebSocket API's own stage
     parameter_overrides: dict[str, str] = field(default_factory=dict)
     env_vars: dict[str, dict[str, str]] = field(default_factory=dict)  # like sam --env-vars
-    dynamodb_endpoint: str | None = None  # None: an embedded moto server
-    seed: Path | None = None
+    # The backend (see backend.py): an embedded moto server unless one of these says otherwise.
+    dynamodb_endpoint: str | None = None
+    localstack: bool = False
+    dynamodb_port: int = 0  # the embedded server's port; 0 = any free port
+    persist: Path | None = None  # the embedded DynamoDB's state survives restarts there
+    seed: Path | None = None  # put only into tables that were just created
     static_dir: Path | None = None  # None: `web/` next to the first template, if it exists
     serve_static: bool = True
     endpoints_file: Path | None = None
@@ -117,8 +114,7 @@ class Emulator:
         self.management: Management | None = None
         self.ws_port: WebSocketPort | None = None
         self.http_gateway: HttpApiGateway | None = None
-        self._dynamodb: Any = None
-        self._sweeper: Any = None
+        self.backend: Any = None  # backend.Backend
         self._sockets: list[socket.socket] = []  # bound, not yet listening
         self._listeners: list[Listener] = []
         self._http_conns: set[HttpConnection] = set()
@@ -162,10 +158,16 @@ class Emulator:
         )
         self.app = app
         check_native_code(app)
-        extra_env = await self._dynamodb_env(app)
-        dynamodb_url = extra_env.get("AWS_ENDPOINT_URL_DYNAMODB", "")
-        if app.secrets:
-            await self._provision_secrets(app, extra_env)
+        # Where the functions' AWS calls go (embedded moto, an endpoint, LocalStack), and the
+        # template's tables and secrets there: see backend.py.
+        from .backend import Backend
+
+        self.backend = Backend(app, endpoint=c.dynamodb_endpoint, localstack=c.localstack,
+                               persist=c.persist, port=c.dynamodb_port, seed=c.seed)
+        await self.backend.start()
+        extra_env: dict[str, str] = {"AWS_REGION": app.region, "AWS_DEFAULT_REGION": app.region,
+                                     **self.backend.worker_env}
+        dynamodb_url = self.backend.endpoint_url or ""
 
         # TLS for https://{domainName}/{stage}: a local CA the workers trust via AWS_CA_BUNDLE.
         state_dir = c.state_dir or self._default_state_dir()
@@ -247,57 +249,10 @@ class Emulator:
             listener.start()
         if c.endpoints_file is not None:
             c.endpoints_file.parent.mkdir(parents=True, exist_ok=True)
-            c.endpoints_file.write_bytes(endpoints_json + b"\n")
+            # The file also names the backend's DynamoDB (the web client has no use for it).
+            every = {**endpoints.as_json(), "dynamodb": endpoints.dynamodb}
+            c.endpoints_file.write_text(json.dumps(every, indent=2) + "\n")
         return endpoints
-
-    async def _dynamodb_env(self, app: Application) -> dict[str, str]:
-        """DynamoDB: the given endpoint, or an embedded moto server in its own process; its
-        tables created and seeded. Returns the workers' environment for it."""
-        c = self.config
-        extra_env: dict[str, str] = {"AWS_REGION": app.region, "AWS_DEFAULT_REGION": app.region}
-        dynamodb_url = ""
-        if c.dynamodb_endpoint:
-            dynamodb_url = c.dynamodb_endpoint
-        elif app.tables or app.secrets:
-            from .dynamodb import EmbeddedDynamoDB
-
-            self._dynamodb = EmbeddedDynamoDB()
-            dynamodb_url = await _in_thread(self._dynamodb.start)
-            extra_env.update(FAKE_CREDENTIALS)
-        if not any(k in os.environ for k in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE")):
-            # Handlers sign their @connections calls: give them something to sign with.
-            extra_env.update({k: v for k, v in FAKE_CREDENTIALS.items()
-                              if k not in extra_env})
-        if dynamodb_url:
-            extra_env["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_url
-        if app.tables and dynamodb_url:
-            from .dynamodb import LOCAL_CREDENTIALS, TtlSweeper, provision_tables, seed
-
-            creds = LOCAL_CREDENTIALS if self._dynamodb is not None else None
-            await _in_thread(provision_tables, dynamodb_url, list(app.tables.values()),
-                             region=app.region, credentials=creds)
-            if c.seed is not None:
-                await _in_thread(seed, dynamodb_url, app, c.seed, credentials=creds)
-            if self._dynamodb is not None:  # moto never expires items by TTL: sweep them
-                self._sweeper = TtlSweeper(dynamodb_url, app.tables.values(), region=app.region,
-                                           credentials=creds)
-                self._sweeper.start()
-        return extra_env
-
-    async def _provision_secrets(self, app: Application, extra_env: dict[str, str]) -> None:
-        """The template's secrets, in the embedded moto server (which serves every service)."""
-        if self._dynamodb is None:
-            log.warning("secrets %s: only the embedded backend provisions them; functions "
-                        "reach Secrets Manager where AWS_ENDPOINT_URL points",
-                        ", ".join(app.secrets))
-            return
-        from .dynamodb import LOCAL_CREDENTIALS
-        from .secretsmanager import provision_secrets
-
-        url = self._dynamodb.endpoint_url
-        await _in_thread(provision_secrets, url, list(app.secrets.values()),
-                         region=app.region, credentials=LOCAL_CREDENTIALS)
-        extra_env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = url
 
     def _default_state_dir(self) -> Path:
         candidate = Path.cwd() / ".local" / "apigw-local"
@@ -335,14 +290,8 @@ class Emulator:
             with contextlib.suppress(Exception):
                 await self.runtime.aclose()
             self.runtime = None
-        if self._sweeper is not None:
-            with contextlib.suppress(Exception):
-                await self._sweeper.stop()
-            self._sweeper = None
-        if self._dynamodb is not None:
-            with contextlib.suppress(Exception):
-                await _in_thread(self._dynamodb.stop)
-            self._dynamodb = None
+        if self.backend is not None:
+            await self.backend.stop()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TABLE_ENV, load_function, table_definitions, template
+from app_support import ROOT, TABLE_ENV, load_function, table_definitions, template
 from realtime import income
 from realtime.models import Transaction
 from samtranslator.translator.transform import transform

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import jwt
 import pytest
-from conftest import SECRET, LambdaContext, http_event, load_function, table_items, token
+from app_support import SECRET, LambdaContext, http_event, load_function, table_items, token
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from realtime import clock

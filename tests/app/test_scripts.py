@@ -6,8 +6,8 @@ import json
 
 import boto3
 import pytest
+from app_support import ROOT, SECRET, LambdaContext, http_event, load_function
 from botocore.stub import ANY, Stubber
-from conftest import ROOT, SECRET, LambdaContext, http_event, load_function
 from realtime import auth
 
 from scripts import token as token_script

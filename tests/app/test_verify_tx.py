@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import LambdaContext, http_event, load_function, token
+from app_support import LambdaContext, http_event, load_function, token
 from realtime import clock, income
 from realtime.models import Transaction
 from realtime.store import channel_target

@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from conftest import ENDPOINT, SECRET, table_items, token
+from app_support import ENDPOINT, SECRET, table_items, token
 from realtime import auth, clock
 from realtime.store import channel_target, room_target
 
