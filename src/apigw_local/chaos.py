@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 __all__ = ["Chaos", "ChaosError", "ChaosPolicy", "PostFault"]
 
@@ -257,7 +257,58 @@ class ChaosPolicy:
         return ", ".join(injected) or "no faults injected"
 
 
-def dynamodb_seeds(policy_seed: int, names: Iterable[str]) -> dict[str, int]:
-    """A seed per worker-side stream (one per function), derived from the run's seed."""
-    return {name: random.Random(f"{policy_seed}:dynamodb:{name}").randrange(1 << 31)
-            for name in names}
+# -- worker side: DynamoDB throttling ---------------------------------------------------------
+# The decision is made in the worker, just before botocore sends a DynamoDB request, so the
+# SDK's own retry logic (backoff, retry quotas) sees a real 400 answer, as it would in AWS.
+
+DYNAMODB_ENV = "APIGW_LOCAL_CHAOS_DYNAMODB"  # "FRACTION:SEED" in a worker's environment
+DYNAMODB_EVENT = "before-send.dynamodb"
+
+
+def dynamodb_env(chaos: Chaos, seed: int, function: str) -> dict[str, str]:
+    """The variable a function's workers get (empty when DynamoDB chaos is off)."""
+    if not chaos.dynamodb:
+        return {}
+    stream_seed = random.Random(f"{seed}:dynamodb:{function}").randrange(1 << 31)
+    return {DYNAMODB_ENV: f"{chaos.dynamodb}:{stream_seed}"}
+
+
+def dynamodb_throttle_handler(fraction: float, seed: int) -> Any:
+    """A botocore `before-send` handler answering a `fraction` of requests with
+    ProvisionedThroughputExceededException (HTTP 400), as DynamoDB does."""
+    from botocore.awsrequest import AWSResponse
+
+    stream = random.Random(seed)
+
+    class _Raw:
+        def __init__(self, body: bytes) -> None:
+            self.body = body
+
+        def stream(self, **_: Any) -> Any:
+            yield self.body
+
+    def before_send(request: Any, **_: Any) -> Any:
+        if stream.random() >= fraction:
+            return None
+        headers = {"Content-Type": "application/x-amz-json-1.0",
+                   "x-amzn-RequestId": f"chaos-{stream.randrange(1 << 30):08x}",
+                   "Content-Length": str(len(THROTTLED_DYNAMODB_BODY))}
+        return AWSResponse(request.url, 400, headers, _Raw(THROTTLED_DYNAMODB_BODY))
+
+    return before_send
+
+
+def install_dynamodb_throttle(environ: Any) -> bool:
+    """In a worker: throttle DynamoDB for every botocore session created from now on, when the
+    environment asks for it. Returns whether it did."""
+    value = environ.get(DYNAMODB_ENV)
+    if not value:
+        return False
+    fraction, _, seed = value.partition(":")
+    try:
+        import botocore.handlers
+    except ImportError:
+        return False
+    handler = dynamodb_throttle_handler(float(fraction), int(seed or 0))
+    botocore.handlers.BUILTIN_HANDLERS.append((DYNAMODB_EVENT, handler))
+    return True
