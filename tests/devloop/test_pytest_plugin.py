@@ -1,29 +1,23 @@
 """The pytest plugin, as a user meets it: docs/testing.md's worked example run by pytester in a
 fresh directory (so the page cannot go stale), and the plugin's option handling."""
 
-import re
 import textwrap
-from pathlib import Path
 
 import pytest
+from docfiles import doc_files as page_files
+from docfiles import write_files
 
 from apigw_local.pytest_plugin import options_for
 
-DOC = Path(__file__).parents[2] / "docs" / "testing.md"
-_BLOCK = re.compile(r"^```\w+ file=(?P<name>\S+)\n(?P<body>.*?)^```$", re.M | re.S)
-
 
 def doc_files() -> dict[str, str]:
-    files = {m["name"]: m["body"] for m in _BLOCK.finditer(DOC.read_text())}
+    files = page_files("testing.md")
     assert {"template.yaml", "shout/app.py", "pytest.ini", "tests/test_shout.py"} <= set(files)
     return files
 
 
 def write(pytester, files):
-    for name, body in files.items():
-        path = pytester.path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(body)
+    write_files(pytester.path, files)
 
 
 def test_worked_example_passes(pytester):
