@@ -259,26 +259,24 @@ class ChaosPolicy:
 
 # -- worker side: DynamoDB throttling ---------------------------------------------------------
 # The decision is made in the worker, just before botocore sends a DynamoDB request, so the
-# SDK's own retry logic (backoff, retry quotas) sees a real 400 answer, as it would in AWS.
+# SDK's own retry logic (backoff, retry quotas) sees a real 400 answer, as it would in AWS. It
+# is a botocore client plugin (BOTOCORE_EXPERIMENTAL__PLUGINS names this module): only the
+# DynamoDB clients a handler creates are touched, and the worker's code is not.
 
-DYNAMODB_ENV = "APIGW_LOCAL_CHAOS_DYNAMODB"  # "FRACTION:SEED" in a worker's environment
-DYNAMODB_EVENT = "before-send.dynamodb"
-
-
-def dynamodb_env(chaos: Chaos, seed: int, function: str) -> dict[str, str]:
-    """The variable a function's workers get (empty when DynamoDB chaos is off)."""
-    if not chaos.dynamodb:
-        return {}
-    stream_seed = random.Random(f"{seed}:dynamodb:{function}").randrange(1 << 31)
-    return {DYNAMODB_ENV: f"{chaos.dynamodb}:{stream_seed}"}
+DYNAMODB_ENV = "APIGW_LOCAL_CHAOS_DYNAMODB"  # "FRACTION:SEED" in the workers' environment
+PLUGIN = f"apigw_local_chaos={__name__}"
+_streams: dict[str, random.Random] = {}  # one per worker process and seed
 
 
-def dynamodb_throttle_handler(fraction: float, seed: int) -> Any:
+def dynamodb_env(chaos: Chaos, seed: int) -> dict[str, str]:
+    """The variable the workers get (empty when DynamoDB chaos is off)."""
+    return {DYNAMODB_ENV: f"{chaos.dynamodb}:{seed}"} if chaos.dynamodb else {}
+
+
+def dynamodb_throttle_handler(fraction: float, stream: random.Random) -> Any:
     """A botocore `before-send` handler answering a `fraction` of requests with
     ProvisionedThroughputExceededException (HTTP 400), as DynamoDB does."""
     from botocore.awsrequest import AWSResponse
-
-    stream = random.Random(seed)
 
     class _Raw:
         def __init__(self, body: bytes) -> None:
@@ -298,17 +296,18 @@ def dynamodb_throttle_handler(fraction: float, seed: int) -> Any:
     return before_send
 
 
-def install_dynamodb_throttle(environ: Any) -> bool:
-    """In a worker: throttle DynamoDB for every botocore session created from now on, when the
-    environment asks for it. Returns whether it did."""
-    value = environ.get(DYNAMODB_ENV)
-    if not value:
-        return False
+def initialize_client_plugin(client: Any, environ: Any = None) -> None:
+    """botocore's plugin hook, called for every client a worker creates."""
+    import os
+
+    env = os.environ if environ is None else environ
+    value = env.get(DYNAMODB_ENV)
+    if not value or client.meta.service_model.service_name != "dynamodb":
+        return
     fraction, _, seed = value.partition(":")
-    try:
-        import botocore.handlers
-    except ImportError:
-        return False
-    handler = dynamodb_throttle_handler(float(fraction), int(seed or 0))
-    botocore.handlers.BUILTIN_HANDLERS.append((DYNAMODB_EVENT, handler))
-    return True
+    # One stream per function's worker, so a run with the same seed throttles the same
+    # requests of each function.
+    key = f"{seed}:{env.get('AWS_LAMBDA_FUNCTION_NAME', '')}"
+    stream = _streams.setdefault(key, random.Random(key))
+    client.meta.events.register("before-send.dynamodb",
+                                dynamodb_throttle_handler(float(fraction), stream))

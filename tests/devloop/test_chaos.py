@@ -108,26 +108,31 @@ def test_unseeded_policy_reports_its_seed_for_a_rerun():
 def test_dynamodb_throttling_is_a_real_400_that_botocore_retries():
     import boto3
     from botocore.config import Config
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import ClientError, EndpointConnectionError
 
-    from apigw_local.chaos import dynamodb_env, dynamodb_throttle_handler
+    from apigw_local.chaos import dynamodb_env, initialize_client_plugin
 
-    env = dynamodb_env(Chaos(dynamodb=0.25), seed=5, function="Message")
-    fraction, seed = env["APIGW_LOCAL_CHAOS_DYNAMODB"].split(":")
-    assert float(fraction) == 0.25
-    assert dynamodb_env(Chaos(dynamodb=0.25), 5, "Message") == env  # reproducible
-    assert dynamodb_env(Chaos(), 5, "Message") == {}
+    env = dynamodb_env(Chaos(dynamodb=1.0), seed=5)
+    assert env == {"APIGW_LOCAL_CHAOS_DYNAMODB": "1.0:5"}
+    assert dynamodb_env(Chaos(), 5) == {}
 
-    client = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="x",
-                          aws_secret_access_key="x", endpoint_url="http://127.0.0.1:9",
-                          config=Config(retries={"mode": "standard", "max_attempts": 3}))
-    handler = dynamodb_throttle_handler(1.0, 1)
+    def client(service, attempts=3):
+        return boto3.client(service, region_name="us-east-1", aws_access_key_id="x",
+                            aws_secret_access_key="x", endpoint_url="http://127.0.0.1:9",
+                            config=Config(retries={"mode": "standard",
+                                                   "max_attempts": attempts}))
+
+    dynamodb = client("dynamodb")
     calls = []
-    client.meta.events.register("before-send.dynamodb", lambda **kw: calls.append(1))
-    client.meta.events.register("before-send.dynamodb", handler)
+    dynamodb.meta.events.register("before-send.dynamodb", lambda **kw: calls.append(1))
+    initialize_client_plugin(dynamodb, {**env, "AWS_LAMBDA_FUNCTION_NAME": "f"})
     with pytest.raises(ClientError) as raised:
-        client.get_item(TableName="t", Key={"pk": {"S": "a"}})
+        dynamodb.get_item(TableName="t", Key={"pk": {"S": "a"}})
     error = raised.value.response
     assert error["Error"]["Code"] == "ProvisionedThroughputExceededException"
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert len(calls) == 4  # the request and three retries: botocore backed off and retried
+    other = client("sqs", attempts=1)
+    initialize_client_plugin(other, env)  # not DynamoDB: untouched, the request goes out
+    with pytest.raises(EndpointConnectionError):
+        other.list_queues()
