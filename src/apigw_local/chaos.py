@@ -173,12 +173,11 @@ def _integer(name: str, raw: str) -> int:
 
 @dataclass(frozen=True)
 class PostFault:
-    """What chaos does to one @connections post: wait `delay_s`, then (when `status` is set)
-    answer that error instead of delivering; `disconnect` drops the connection as well."""
+    """An error a @connections post answers instead of delivering; `disconnect`: drop the
+    connection as well (a Gone is then true)."""
 
-    delay_s: float = 0.0
-    status: int | None = None
-    error_type: str | None = None
+    status: int
+    error_type: str
     message: str | None = None
     disconnect: bool = False
 
@@ -186,8 +185,6 @@ class PostFault:
         """The error body API Gateway sends (the type travels in x-amzn-ErrorType)."""
         return json.dumps({"message": self.message}).encode()
 
-
-NO_FAULT = PostFault()
 
 THROTTLED_DYNAMODB_BODY = json.dumps({
     "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
@@ -218,28 +215,28 @@ class ChaosPolicy:
             self.counts[kind] += 1
         return hit
 
-    def on_post(self) -> PostFault:
-        """The fate of the next PostToConnection."""
-        c = self.chaos
-        delay = 0.0
-        low, high = c.latency
-        if high > 0:
-            delay = self._streams["latency"].uniform(low, high) / 1000
-            self.counts["latency"] += 1
-        if c.gone or c.throttle:
-            # One draw decides between gone, throttled and delivered, so each keeps its share.
-            draw = self._streams["gone"].random()
-            if draw < c.gone:
-                self.counts["gone"] += 1
-                return PostFault(delay, 410, "GoneException", None, disconnect=True)
-            if draw < c.gone + c.throttle:
-                self.counts["throttle"] += 1
-                return PostFault(delay, 429, "LimitExceededException", "Rate exceeded")
-        return PostFault(delay) if delay else NO_FAULT
+    def post_delay(self) -> float:
+        """Seconds the next @connections post waits before it is answered."""
+        low, high = self.chaos.latency
+        if high <= 0:
+            return 0.0
+        self.counts["latency"] += 1
+        return self._streams["latency"].uniform(low, high) / 1000
 
-    def on_dynamodb_request(self) -> bool:
-        """True: answer this DynamoDB request with ProvisionedThroughputExceededException."""
-        return self._hit("dynamodb", self.chaos.dynamodb)
+    def post_fault(self) -> PostFault | None:
+        """The error the next PostToConnection answers, if any."""
+        c = self.chaos
+        if not (c.gone or c.throttle):
+            return None
+        # One draw decides between gone, throttled and delivered, so each keeps its share.
+        draw = self._streams["gone"].random()
+        if draw < c.gone:
+            self.counts["gone"] += 1
+            return PostFault(410, "GoneException", None, disconnect=True)
+        if draw < c.gone + c.throttle:
+            self.counts["throttle"] += 1
+            return PostFault(429, "LimitExceededException", "Rate exceeded")
+        return None
 
     def on_message(self) -> bool:
         """True: drop the connection this client message arrived on."""

@@ -50,7 +50,7 @@ def test_describe_round_trips():
 
 
 def _posts(policy, n):
-    return [policy.on_post() for _ in range(n)]
+    return [(policy.post_delay(), policy.post_fault()) for _ in range(n)]
 
 
 def test_same_seed_same_decisions_and_kinds_are_independent():
@@ -64,30 +64,30 @@ def test_same_seed_same_decisions_and_kinds_are_independent():
     mixed = []
     for _ in range(200):
         policy.on_message()
-        mixed.append(policy.on_post())
+        mixed.append((policy.post_delay(), policy.post_fault()))
     assert mixed == a
 
 
 def test_shares_follow_the_fractions():
     policy = ChaosPolicy(Chaos(gone=0.2, throttle=0.1, seed=1))
-    faults = _posts(policy, 5000)
-    gone = sum(f.error_type == "GoneException" for f in faults)
-    throttled = sum(f.error_type == "LimitExceededException" for f in faults)
+    faults = [policy.post_fault() for _ in range(5000)]
+    gone = sum(f is not None and f.error_type == "GoneException" for f in faults)
+    throttled = sum(f is not None and f.error_type == "LimitExceededException" for f in faults)
     assert 850 < gone < 1150 and 400 < throttled < 600
     assert policy.counts["gone"] == gone and policy.counts["throttle"] == throttled
     assert policy.summary() == f"gone {gone}, throttle {throttled}"
 
 
 def test_answers_are_aws_errors():
-    gone = ChaosPolicy(Chaos(gone=1.0)).on_post()
+    gone = ChaosPolicy(Chaos(gone=1.0)).post_fault()
     assert (gone.status, gone.error_type, gone.disconnect) == (410, "GoneException", True)
     assert json.loads(gone.body()) == {"message": None}
-    throttled = ChaosPolicy(Chaos(throttle=1.0)).on_post()
+    throttled = ChaosPolicy(Chaos(throttle=1.0)).post_fault()
     assert (throttled.status, throttled.error_type, throttled.disconnect) == (
         429, "LimitExceededException", False)
-    slow = ChaosPolicy(Chaos(latency=(20, 20))).on_post()
-    assert slow.status is None and slow.delay_s == pytest.approx(0.02)
-    assert ChaosPolicy(Chaos()).on_post().delay_s == 0
+    slow = ChaosPolicy(Chaos(latency=(20, 20)))
+    assert slow.post_fault() is None and slow.post_delay() == pytest.approx(0.02)
+    assert ChaosPolicy(Chaos()).post_delay() == 0
 
 
 def test_timeouts_only_for_the_named_functions():
