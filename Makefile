@@ -82,8 +82,9 @@ run: deps $(LOCAL_SECRET)
 	@echo "user  (alice): $$(AUTH_SECRET=$$(cat $(LOCAL_SECRET)) $(PY) -m scripts.token --user alice --role user)"
 	@echo "admin (admin): $$(AUTH_SECRET=$$(cat $(LOCAL_SECRET)) $(PY) -m scripts.token --user admin --role admin)"
 	@$(PY) local/seed.py > .local/seed.json
-	$(BIN)/apigw-local start --template template.yaml --template local/template.yaml \
-	  --parameter-overrides AuthSecret=$$(cat $(LOCAL_SECRET)) \
+	@# The secret travels in the environment, never in argv (which every local user sees in ps).
+	@APIGW_LOCAL_PARAMETER_AuthSecret="$$(cat $(LOCAL_SECRET))" \
+	  $(BIN)/apigw-local start --template template.yaml --template local/template.yaml \
 	  --seed .local/seed.json $(ARGS)
 
 test: deps browser sam lint

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, redact
 from .emulator import Config, Emulator, load_env_vars
 from .server.listener import PortInUse
 
 
-def _parse_overrides(values: tuple[str, ...]) -> dict[str, str]:
+def _parse_overrides(values: tuple[str, ...], hint: str = "--parameter-overrides"
+                     ) -> dict[str, str]:
     """`K=V` pairs; also SAM's `ParameterKey=K,ParameterValue=V` form."""
     out: dict[str, str] = {}
     for value in values:
@@ -26,11 +29,49 @@ def _parse_overrides(values: tuple[str, ...]) -> dict[str, str]:
                 out[parts["ParameterKey"]] = parts.get("ParameterValue", "")
                 continue
             if "=" not in item:
-                raise click.BadParameter(f"expected KEY=VALUE, got {item!r}",
-                                         param_hint="--parameter-overrides")
+                # The item itself is not echoed: it may be a secret missing its key.
+                raise click.BadParameter(
+                    f"expected KEY=VALUE, got an item without '=' ({len(item)} characters)",
+                    param_hint=hint)
             k, v = item.split("=", 1)
             out[k] = v
     return out
+
+
+# --- parameter values without argv: a file and the environment -----------------------------
+PARAMETER_ENV_PREFIX = "APIGW_LOCAL_PARAMETER_"
+
+
+def _parameters_file(path: Path) -> dict[str, str]:
+    """`K=V` lines (`#` comments), a JSON object, or CloudFormation's JSON list of
+    `{"ParameterKey": …, "ParameterValue": …}` (as `aws cloudformation … --parameters file://`)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise click.BadParameter(str(err), param_hint="--parameter-overrides-file") from err
+    if text.lstrip().startswith(("{", "[")):
+        try:
+            data = json.loads(text)
+        except ValueError as err:
+            raise click.BadParameter(f"{path}: not valid JSON: {err}",
+                                     param_hint="--parameter-overrides-file") from err
+        if isinstance(data, list):
+            data = {p.get("ParameterKey"): p.get("ParameterValue", "") for p in data
+                    if isinstance(p, dict)}
+        if not isinstance(data, dict) or None in data:
+            raise click.BadParameter(f"{path}: expected an object of parameter values",
+                                     param_hint="--parameter-overrides-file")
+        return {str(k): "" if v is None else str(v) for k, v in data.items()}
+    lines = [ln.strip() for ln in text.splitlines()]
+    return _parse_overrides(tuple(ln for ln in lines if ln and not ln.startswith("#")),
+                            hint="--parameter-overrides-file")
+
+
+def _parameters_from_env() -> dict[str, str]:
+    """`APIGW_LOCAL_PARAMETER_<Name>` variables, removed once read so workers never inherit
+    them."""
+    names = [k for k in os.environ if k.startswith(PARAMETER_ENV_PREFIX)]
+    return {k[len(PARAMETER_ENV_PREFIX):]: os.environ.pop(k) for k in names}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -59,7 +100,13 @@ def main() -> None:
               help="Stage name of the WebSocket API(s) (default: the template's StageName).")
 @click.option("--parameter-overrides", "parameter_overrides", multiple=True, metavar="K=V",
               help="Template parameter values, KEY=VALUE (repeatable; several may be given "
-                   "space-separated in one argument).")
+                   "space-separated in one argument). Visible to every local user in `ps`: "
+                   "pass secrets with --parameter-overrides-file or "
+                   f"{PARAMETER_ENV_PREFIX}<Name> environment variables instead.")
+@click.option("--parameter-overrides-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Template parameter values from a file: KEY=VALUE lines, a JSON object, or "
+                   "CloudFormation's JSON list. Environment variables "
+                   f"{PARAMETER_ENV_PREFIX}<Name> override it; --parameter-overrides wins.")
 @click.option("--env-vars", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help='JSON file of environment overrides, as for `sam local`: '
                    '{"Parameters": {...}, "FunctionLogicalId": {...}}.')
@@ -94,7 +141,8 @@ def main() -> None:
                    "'http' (a real HTTPS request, as in AWS).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def start(templates: tuple[Path, ...], host: str, port: int, ws_port: int, stage: str | None,
-          parameter_overrides: tuple[str, ...], env_vars: Path | None,
+          parameter_overrides: tuple[str, ...], parameter_overrides_file: Path | None,
+          env_vars: Path | None,
           dynamodb_endpoint: str | None, seed: Path | None, static_dir: Path | None,
           no_static: bool, endpoints_file: Path | None, idle_timeout: float,
           max_connection_duration: float, max_concurrency: int, region: str,
@@ -105,13 +153,17 @@ def start(templates: tuple[Path, ...], host: str, port: int, ws_port: int, stage
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr,
     )
+    redact.install()
+    parameters = _parameters_file(parameter_overrides_file) if parameter_overrides_file else {}
+    parameters |= _parameters_from_env()
+    parameters |= _parse_overrides(parameter_overrides)
     try:
         env = load_env_vars(env_vars) if env_vars else {}
     except (ValueError, OSError) as err:
         raise click.BadParameter(str(err), param_hint="--env-vars") from err
     config = Config(
         templates=list(templates), host=host, port=port, ws_port=ws_port, stage=stage,
-        parameter_overrides=_parse_overrides(parameter_overrides), env_vars=env,
+        parameter_overrides=parameters, env_vars=env,
         dynamodb_endpoint=dynamodb_endpoint, seed=seed, static_dir=static_dir,
         serve_static=not no_static, endpoints_file=endpoints_file, idle_timeout=idle_timeout,
         max_connection_duration=max_connection_duration, max_concurrency=max_concurrency,

@@ -5,6 +5,12 @@ arrived (RFC 9112 9.3.2, pipelining); a handler may answer synchronously — the
 PostToConnection does, which keeps the hot path free of task creation — or with an awaitable.
 A request asking for `Upgrade: websocket` is handed to the application together with this
 connection, which then forwards every later byte to the upgraded protocol.
+
+Every size a client controls is bounded before it is buffered (HTTP APIs' quotas, below): a
+request over a bound is *refused*. Its answer (413, 431, 417 or 400) takes its place in the
+pipeline, after the answers to the requests that came before it; the connection then reads and
+drops whatever the client still sends for a short while (so the client reads the answer instead
+of a reset) and closes.
 """
 
 from __future__ import annotations
@@ -20,10 +26,23 @@ from typing import Any, Protocol
 
 import httptools
 
+from ..redact import redact
+
 log = logging.getLogger("apigw_local.server")
 
-MAX_BODY = 10 * 1024 * 1024  # HTTP APIs accept payloads up to 10 MB
-MAX_PENDING = 64  # pipelined requests buffered before reading pauses
+# "Quotas for configuring and running an HTTP API in API Gateway",
+# https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html
+MAX_BODY = 10 * 1024 * 1024  # "Payload size: 10 MB"
+MAX_HEAD = 10240  # "Total combined size of request line and header values: 10240 bytes"
+# Bounds of our own where AWS documents none.
+MAX_HEADERS = 200  # header fields per request
+MAX_HEAD_RAW = 64 * 1024  # raw bytes of an unfinished head (names, separators and all)
+MAX_PENDING = 64  # pipelined requests buffered before reading pauses...
+MAX_PENDING_BYTES = 16 * 1024 * 1024  # ...or their bodies' bytes
+MAX_UPGRADE_BUFFER = 256 * 1024  # bytes after an upgrade request, before its answer
+LINGER = 5.0  # seconds a refused request's remaining bytes are read and dropped before closing
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 @dataclass
@@ -85,6 +104,24 @@ def json_response(
     return Response(status, [("Content-Type", "application/json"), *(headers or [])], body)
 
 
+# API Gateway's words where they differ from RFC 9110's reason phrase.
+_MESSAGES = {413: "Request Entity Too Large", 500: "Internal Server Error"}
+
+
+def error_response(status: int) -> Response:
+    """API Gateway's JSON error body, `{"message":"…"}`; closes the connection."""
+    body = b'{"message":"%s"}' % _MESSAGES.get(status, HTTPStatus(status).phrase).encode()
+    return Response(status, [("Content-Type", "application/json")], body, close=True)
+
+
+class _Refused(Exception):
+    """Raised from a parser callback: the request breaks a bound; answer `response`, close."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.response = error_response(status)
+
+
 class Upgraded(Protocol):
     """What an upgraded connection (a WebSocket session) receives from the socket."""
 
@@ -109,7 +146,8 @@ class HttpConnection(asyncio.Protocol):
     __slots__ = (
         "app", "scheme", "transport", "parser", "pending", "busy", "upgraded", "peer",
         "local_port", "_url", "_headers", "_body", "_upgrade_request", "_closed", "on_close",
-        "_paused",
+        "_paused", "_pending_bytes", "_head_size", "_head_raw", "_in_body", "_body_size",
+        "_refused", "_linger",
     )
 
     def __init__(self, app: HttpApp, on_close: Callable[[HttpConnection], None] | None = None):
@@ -117,7 +155,8 @@ class HttpConnection(asyncio.Protocol):
         self.on_close = on_close
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
-        self.pending: deque[Request] = deque()
+        # Requests waiting for the one in progress, and at most one final refusal after them.
+        self.pending: deque[Request | Response] = deque()
         self.busy = False
         self.upgraded: Upgraded | None = None
         self.scheme = "http"
@@ -129,6 +168,13 @@ class HttpConnection(asyncio.Protocol):
         self._upgrade_request: Request | None = None
         self._closed = False
         self._paused = False
+        self._pending_bytes = 0
+        self._head_size = 0  # request target + header values, as the quota counts them
+        self._head_raw = 0  # raw bytes received since the current head began
+        self._in_body = False
+        self._body_size = 0
+        self._refused = False  # a request was refused: drop every later byte, then close
+        self._linger: asyncio.TimerHandle | None = None
 
     # --- asyncio.Protocol ---------------------------------------------------------------
 
@@ -148,20 +194,38 @@ class HttpConnection(asyncio.Protocol):
         if self.upgraded is not None:
             self.upgraded.data_received(data)
             return
+        if self._refused:  # the rest of a refused request: read and dropped
+            return
         if self._upgrade_request is not None:  # bytes after an upgrade request, before 101
             self._body.append(data)
+            self._body_size += len(data)
+            if self._body_size > MAX_UPGRADE_BUFFER and self.transport and not self._paused:
+                self._paused = True
+                self.transport.pause_reading()
             return
+        if not self._in_body:
+            self._head_raw += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             offset = exc.args[0] if exc.args else len(data)
             self._start_upgrade(data[offset:])
+        except httptools.HttpParserCallbackError as exc:
+            if not isinstance(exc.__context__, _Refused):
+                log.error("HTTP parser callback failed", exc_info=exc.__context__)
+                self._refuse(error_response(500))
+            else:
+                self._refuse(exc.__context__.response)
         except httptools.HttpParserError:
-            self._write_now(Response(400, [("Content-Type", "text/plain")], b"Bad Request\n"),
-                            keep_alive=False)
+            self._refuse(error_response(400))
+        else:
+            if not self._in_body and self._head_raw > MAX_HEAD_RAW:
+                self._refuse(error_response(431))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        if self._linger is not None:
+            self._linger.cancel()
         if self.upgraded is not None:
             self.upgraded.connection_lost(exc)
         if self.on_close is not None:
@@ -181,18 +245,59 @@ class HttpConnection(asyncio.Protocol):
         self._url = b""
         self._headers = []
         self._body = []
+        self._head_size = 0
+        self._body_size = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        self._grow_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if len(self._headers) >= MAX_HEADERS:
+            raise _Refused(431)
+        self._grow_head(len(value))
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
+    def _grow_head(self, n: int) -> None:
+        self._head_size += n
+        if self._head_size > MAX_HEAD:
+            raise _Refused(431)
+
+    def on_headers_complete(self) -> None:
+        p = self.parser
+        version = p.get_http_version()
+        # The request line: method, target and version with their two spaces.
+        self._grow_head(len(p.get_method()) + len(version) + 7)
+        self._in_body = True
+        self._head_raw = 0
+        length = expect = None
+        for name, value in self._headers:
+            lname = name.lower()
+            if lname == "content-length":
+                length = value
+            elif lname == "expect":
+                expect = value
+        # Refused before reading a byte of it: a body announced over the payload quota.
+        if length is not None and length.strip().isdigit() and int(length) > MAX_BODY:
+            raise _Refused(413)
+        if expect is not None and version == "1.1":
+            # RFC 9110 10.1.1: 100-continue is the only expectation; others may get 417.
+            if expect.strip().lower() != "100-continue":
+                raise _Refused(417)
+            # Interim answers must not overtake earlier requests' answers: when some are still
+            # owed the 100 is left out, and the client sends its body after its own wait.
+            if not (self.busy or self.pending) and self.transport is not None:
+                self.transport.write(CONTINUE)
+
     def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > MAX_BODY:  # a chunked body growing past the quota
+            raise _Refused(413)
         self._body.append(body)
 
     def on_message_complete(self) -> None:
         p = self.parser
+        self._in_body = False
         request = Request(
             method=p.get_method().decode(),
             target=self._url.decode("latin-1"),
@@ -204,65 +309,97 @@ class HttpConnection(asyncio.Protocol):
             scheme=self.scheme,
             local_port=self.local_port,
         )
+        self._body = []
         if p.should_upgrade():
             self._upgrade_request = request
-            self._body = []
+            self._body_size = 0
             return
-        if self.busy or self.pending:
-            self.pending.append(request)
-            if len(self.pending) >= MAX_PENDING and self.transport and not self._paused:
-                self._paused = True
-                self.transport.pause_reading()
-            return
-        self._dispatch(request)
+        self._enqueue(request)
 
     # --- dispatch -----------------------------------------------------------------------
 
-    def _dispatch(self, request: Request) -> None:
-        while True:
-            try:
-                result = self.app.handle(request)
-            except Exception:
-                log.exception("handler failed for %s %s", request.method, request.target)
-                result = Response(500, [("Content-Type", "application/json")],
-                                  b'{"message":"Internal Server Error"}')
-            if inspect.isawaitable(result):
-                self.busy = True
-                asyncio.ensure_future(self._finish(request, result))
-                return
-            self._write_now(result, request.keep_alive, request.method == "HEAD")
-            if not self.pending or self._closed:
-                return
-            request = self.pending.popleft()
+    def _enqueue(self, item: Request | Response) -> None:
+        if not (self.busy or self.pending):
+            self._run(item)
+            self._drain()
+            return
+        self.pending.append(item)
+        if isinstance(item, Request):
+            self._pending_bytes += len(item.body)
+        if (len(self.pending) >= MAX_PENDING or self._pending_bytes >= MAX_PENDING_BYTES) and (
+                self.transport and not self._paused):
+            self._paused = True
+            self.transport.pause_reading()
+
+    def _drain(self) -> None:
+        while self.pending and not self.busy and not self._closed:
+            item = self.pending.popleft()
+            if isinstance(item, Request):
+                self._pending_bytes -= len(item.body)
             self._maybe_resume()
+            self._run(item)
+
+    def _run(self, item: Request | Response) -> None:
+        """Answer one request (or write a refusal); an awaitable answer makes us busy."""
+        if isinstance(item, Response):
+            self._write_now(item, keep_alive=False)
+            return
+        try:
+            result = self.app.handle(item)
+        except Exception:
+            log.exception("handler failed for %s %s", item.method, redact(item.target))
+            result = error_response(500)
+            result.close = False
+        if inspect.isawaitable(result):
+            self.busy = True
+            asyncio.ensure_future(self._finish(item, result))
+            return
+        self._write_now(result, item.keep_alive, item.method == "HEAD")
 
     async def _finish(self, request: Request, result: Awaitable[Response]) -> None:
         try:
             response = await result
         except Exception:
-            log.exception("handler failed for %s %s", request.method, request.target)
-            response = Response(500, [("Content-Type", "application/json")],
-                                b'{"message":"Internal Server Error"}')
+            log.exception("handler failed for %s %s", request.method,
+                          redact(request.target))
+            response = error_response(500)
+            response.close = False
         self.busy = False
         self._write_now(response, request.keep_alive, request.method == "HEAD")
-        if self.pending and not self._closed:
-            nxt = self.pending.popleft()
-            self._maybe_resume()
-            self._dispatch(nxt)
+        self._drain()
 
     def _maybe_resume(self) -> None:
-        if self._paused and len(self.pending) < MAX_PENDING // 2 and self.transport:
+        if (self._paused and len(self.pending) < MAX_PENDING // 2
+                and self._pending_bytes < MAX_PENDING_BYTES // 2 and self.transport):
             self._paused = False
             self.transport.resume_reading()
+
+    def _refuse(self, response: Response) -> None:
+        """Answer `response` after the answers still owed, then close; nothing more is parsed."""
+        self._refused = True
+        self._upgrade_request = None
+        self._body = []
+        if self.transport is not None and self._paused:  # keep reading, to drop the bytes
+            self._paused = False
+            self.transport.resume_reading()
+        if self.transport is not None and not self._closed:
+            self._linger = asyncio.get_running_loop().call_later(LINGER, self.close)
+        self._enqueue(response)
 
     def _write_now(self, response: Response, keep_alive: bool, head_only: bool = False) -> None:
         if self.transport is None or self._closed:
             return
         keep_alive = keep_alive and not response.close
         self.transport.write(response.serialize(keep_alive, head_only))
-        if not keep_alive:
-            self.transport.close()
-            self._closed = True
+        if keep_alive:
+            return
+        if self._refused:
+            # Lingering close: say we are done, but keep reading (and dropping) what the client
+            # still sends, so it reads our answer rather than a connection reset.
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+            return
+        self.close()
 
     def write_raw(self, data: bytes) -> None:
         if self.transport is not None and not self._closed:
@@ -282,10 +419,11 @@ class HttpConnection(asyncio.Protocol):
     def _start_upgrade(self, rest: bytes) -> None:
         request = self._upgrade_request
         if request is None:  # the parser saw Upgrade but the message is not complete
-            self._write_now(Response(400, body=b"Bad Request\n"), keep_alive=False)
+            self._refuse(error_response(400))
             return
         if rest:
             self._body.append(rest)
+            self._body_size += len(rest)
         result = self.app.upgrade(request, self)
         if result is None:
             self._upgrade_request = None
@@ -301,6 +439,9 @@ class HttpConnection(asyncio.Protocol):
         buffered = b"".join(self._body)
         self._body = []
         self._upgrade_request = None
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
         if buffered:
             upgraded.data_received(buffered)
 

@@ -10,11 +10,8 @@ a preflight is answered 204 with what it asked for, and every answer to a reques
 
 from __future__ import annotations
 
-import mimetypes
-import os
 from collections.abc import Awaitable, Mapping
 from pathlib import Path
-from urllib.parse import unquote
 
 from .. import events
 from ..events import HttpRequestInfo, aws_id, now_ms
@@ -23,17 +20,9 @@ from ..routing import DEFAULT, HttpRouter
 from ..template import api_id_for
 from .http11 import HttpConnection, Request, Response, json_response
 from .invoke import Integrations, log_line
+from .static import StaticSite
 
 ENDPOINTS_PATH = "/.apigw-local/endpoints.json"
-
-mimetypes.add_type("application/javascript", ".js")
-mimetypes.add_type("application/javascript", ".mjs")
-mimetypes.add_type("text/css", ".css")
-mimetypes.add_type("application/json", ".json")
-mimetypes.add_type("application/json", ".map")
-mimetypes.add_type("image/svg+xml", ".svg")
-mimetypes.add_type("font/woff2", ".woff2")
-mimetypes.add_type("application/wasm", ".wasm")
 
 
 class HttpApiGateway:
@@ -51,7 +40,7 @@ class HttpApiGateway:
         self.integrations = integrations
         self.domain_name = domain_name
         self.account_id = account_id
-        self.static_dir = static_dir.resolve() if static_dir else None
+        self.static = StaticSite(static_dir) if static_dir else None
         self.endpoints_json = endpoints_json
         self._api_ids: dict[str, str] = {}
 
@@ -69,8 +58,8 @@ class HttpApiGateway:
         match = self.router.match(request.method, request.path)
         if match is not None and match.route_key != DEFAULT:
             return self._invoke(request, match.route, match.route_key, match.path_parameters)
-        if self.static_dir is not None and request.method in ("GET", "HEAD"):
-            static = self._static(request.path)
+        if self.static is not None and request.method in ("GET", "HEAD"):
+            static = self.static.get(request.path)
             if static is not None:
                 return static
         if match is not None:
@@ -127,44 +116,9 @@ class HttpApiGateway:
             headers.append(("Access-Control-Allow-Headers", asked))
         return Response(204, headers)
 
-    # --- static files -------------------------------------------------------------------
-
-    def _static(self, raw_path: str) -> Response | None:
-        assert self.static_dir is not None
-        rel = unquote(raw_path).lstrip("/")
-        if "\x00" in rel:
-            return None
-        candidate = (self.static_dir / rel).resolve()
-        # No directory traversal: the resolved path must stay inside the static directory.
-        if candidate != self.static_dir and self.static_dir not in candidate.parents:
-            return None
-        if candidate.is_dir():
-            candidate = candidate / "index.html"
-        if not candidate.is_file():
-            return None
-        parts = candidate.relative_to(self.static_dir).parts
-        if any(p.startswith(".") for p in parts):  # no dotfiles
-            return None
-        ctype, _ = mimetypes.guess_type(candidate.name)
-        ctype = ctype or "application/octet-stream"
-        if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):
-            ctype += "; charset=utf-8"
-        try:
-            body = candidate.read_bytes()
-        except OSError:
-            return None
-        return Response(200, [("Content-Type", ctype), ("Cache-Control", "no-cache"),
-                              ("Last-Modified", _http_date(os.path.getmtime(candidate)))], body)
-
-
 def _with_cors(response: Response, origin: str | None) -> Response:
     if origin and not any(k.lower() == "access-control-allow-origin" for k, _ in response.headers):
         response.headers.append(("Access-Control-Allow-Origin", origin))
         response.headers.append(("Vary", "Origin"))
     return response
 
-
-def _http_date(ts: float) -> str:
-    from email.utils import formatdate
-
-    return formatdate(ts, usegmt=True)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..model import Function
+from ..redact import redact
 from ..runtime.invocation import FunctionError, Invocation, Invoker
 
 log = logging.getLogger("apigw_local.invocations")
@@ -66,7 +67,7 @@ def log_line(kind: str, route: str, inv: Invocation, status: str | int) -> None:
         return
     detail = ""
     if inv.error is not None:
-        detail = f"  {inv.error.type}: {inv.error.message}"[:300]
+        detail = redact(f"  {inv.error.type}: {inv.error.message}")[:300]
     log.info("%-4s %-28s %-24s %8.1f ms  %s%s", kind, route, inv.function, inv.duration_ms,
              status, detail)
 
