@@ -228,3 +228,45 @@ def peak_rss_mb(pid: int) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def route_status(record: Any) -> int | str:
+    """What the route answered, for the gateway line: the handler's statusCode, 200 for a
+    plain return, 500 for a failed integration (the HTTP API's answer; a WebSocket route
+    sends its error frame and stays open)."""
+    if record.status != "ok":
+        return 500
+    code = getattr(record, "payload_status", None)
+    return code if isinstance(code, int) else 200
+
+
+class LogObserver:
+    """The gateway's observer that prints each invocation as a Lambda log block (START, the
+    handler's lines, END, REPORT) and the gateway's own line for its route."""
+
+    def __init__(self, writer: LogWriter) -> None:
+        self.writer = writer
+
+    def invocation(self, record: Any) -> None:
+        w = self.writer
+        if record.request_id:  # "" when the runtime itself failed: no Lambda request ran
+            w.start(record.function, record.request_id)
+            for line in record.logs:
+                w.output(record.function, line, record.request_id)
+            status = "success" if record.status == "ok" else (
+                "timeout" if record.status == "Sandbox.Timedout" else "error")
+            w.end(record.function, Report(
+                record.request_id, record.duration_ms, record.memory_size_mb,
+                record.max_memory_mb, record.init_duration_ms, status))
+        api = "websocket" if record.connection_id else "http"
+        error = None if record.status == "ok" else record.status
+        w.gateway(GatewayRecord(api, record.route_key, route_status(record), record.duration_ms,
+                                record.function, record.connection_id, record.request_id,
+                                error))
+
+    def connection(self, event: str, info: Any, detail: Any) -> None:
+        pass  # the $connect and $disconnect invocations already have their lines
+
+    def line(self, function: str, text: str) -> None:
+        """A line a worker printed outside any invocation (its init phase, a thread)."""
+        self.writer.output(function, text)

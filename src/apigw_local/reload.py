@@ -219,3 +219,34 @@ async def _first(a: asyncio.Event, b: asyncio.Event, out: asyncio.Event) -> None
         for w in waits:
             w.cancel()
         out.set()
+
+
+class Reloader:
+    """What a saved file does: the functions it concerns get fresh workers (the next
+    invocation imports the new code; open WebSocket connections are untouched), and a
+    template change re-reads the application. Each reload is said in one line."""
+
+    def __init__(self, *, recycle: Callable[[str], None],
+                 reload_template: Callable[[], Awaitable[str | None]],
+                 say: Callable[[str], None], root: Path | None = None) -> None:
+        """`reload_template` re-reads the templates and returns what changed (None: nothing
+        served changed); it raises (with a message for the user) when the new template is
+        broken, and the running application stays."""
+        self.recycle = recycle
+        self.reload_template = reload_template
+        self.say = say
+        self.root = root
+
+    async def __call__(self, change: Change) -> None:
+        if change.template:
+            try:
+                what = await self.reload_template()
+            except Exception as err:
+                self.say(f"template not reloaded ({err}); still serving the previous one")
+                return
+            self.say(f"template reloaded: {what}" if what else
+                     "template reloaded: routes, functions and tables unchanged")
+            return
+        for function in sorted(change.functions):
+            self.recycle(function)
+        self.say(f"reloaded {change.describe(self.root)}")

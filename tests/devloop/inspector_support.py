@@ -42,7 +42,10 @@ class FakeActions:
         if connection_id not in self.model.connections:
             raise ActionError(410, "GoneException")
         self.posted.append((connection_id, data))
-        self.model.frame(connection_id, False, len(data), now_ms())
+        view = self.model.connections[connection_id]
+        self.model.activity(connection_id, bytes_in=view.bytes_in,
+                            bytes_out=view.bytes_out + len(data), frames_in=view.frames_in,
+                            frames_out=view.frames_out + 1, last_active=now_ms())
 
     def disconnect(self, connection_id: str) -> None:
         if connection_id not in self.model.connections:
@@ -118,7 +121,8 @@ def populate(model: InspectorModel) -> None:
     model.connection_opened("AAAAAAAAAAAAAAA=", api="ChatApi", stage="dev", source_ip="127.0.0.1",
                             user_agent=XSS, connected_at=t, principal="alice")
     model.connection_state("AAAAAAAAAAAAAAA=", "OPEN", t)
-    model.frame("AAAAAAAAAAAAAAA=", True, 42, t)
+    model.activity("AAAAAAAAAAAAAAA=", bytes_in=42, bytes_out=0, frames_in=1, frames_out=0,
+                   last_active=t)
     model.invocation(function="Message", route_key="$default", api="websocket", status=200,
                      duration_ms=12.5, now_ms=t, request_id="r-1",
                      connection_id="AAAAAAAAAAAAAAA=",

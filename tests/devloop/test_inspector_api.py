@@ -124,10 +124,14 @@ def test_model_drains_changes_in_batches():
     model.connection_opened("c1", api="A", stage="dev", source_ip="127.0.0.1", user_agent=None,
                             connected_at=1)
     for i in range(1000):
-        model.frame("c1", True, 10, 2 + i)
+        model.activity("c1", bytes_in=10 * (i + 1), bytes_out=0, frames_in=i + 1, frames_out=0,
+                       last_active=2 + i)
     first = model.drain()
     assert [c["bytes_in"] for c in first["connections"]] == [10_000]
     assert model.drain() is None
+    model.activity("c1", bytes_in=10_000, bytes_out=0, frames_in=1000, frames_out=0,
+                   last_active=1001)
+    assert model.drain() is None  # polled again, nothing changed: nothing to send
     model.connection_closed("c1", 1001, 5000)
     for i in range(5):
         model.invocation(function="F", route_key="$default", api="websocket", status=200,

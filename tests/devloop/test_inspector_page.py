@@ -78,8 +78,8 @@ def test_live_updates_arrive_without_reload(page, server):
         user_agent="test", connected_at=t))
     rows = page.get_by_test_id("connections").locator("tbody tr")
     expect(rows).to_have_count(2)
-    server.call(lambda: [server.model.frame("BBBBBBBBBBBBBBB=", True, 100, t + 1)
-                         for _ in range(50)])
+    server.call(lambda: server.model.activity("BBBBBBBBBBBBBBB=", bytes_in=5000, bytes_out=0,
+                                              frames_in=50, frames_out=0, last_active=t + 1))
     expect(page.locator('[data-connection="BBBBBBBBBBBBBBB="]')).to_contain_text("50 / 0")
     server.call(lambda: server.model.invocation(
         function="Connect", route_key="$connect", api="websocket", status=200,
@@ -190,7 +190,9 @@ def test_live_snapshot_over_a_real_websocket(server):
         snapshot = json.loads(ws.recv(timeout=5))
         assert snapshot["type"] == "snapshot"
         assert [c["id"] for c in snapshot["connections"]] == ["AAAAAAAAAAAAAAA="]
-        server.call(lambda: server.model.frame("AAAAAAAAAAAAAAA=", True, 7, now_ms()))
+        server.call(lambda: server.model.activity("AAAAAAAAAAAAAAA=", bytes_in=49, bytes_out=0,
+                                                  frames_in=2, frames_out=0,
+                                                  last_active=now_ms()))
         while True:  # a batch from before may come first; ours follows within a flush
             change = json.loads(ws.recv(timeout=5))
             assert change["type"] == "changes"

@@ -90,9 +90,9 @@ def test_syntax_error_answers_as_lambda_and_the_next_good_save_recovers(project)
         version_url = endpoints.http + "/version"
         assert get(version_url)[0] == 200
         save(app_py, good + "\ndef broken(:\n")
-        status = wait_for(lambda: get(version_url)[0] == 502)
+        status = wait_for(lambda: get(version_url)[0] == 500)
         assert status
-        assert get(version_url) == (502, {"message": "Internal Server Error"})
+        assert get(version_url) == (500, {"message": "Internal Server Error"})
         errors = [i for i in inspector_state(endpoints)["invocations"]
                   if i["error_type"] == "Runtime.UserCodeSyntaxError"]
         assert errors and "app" in errors[-1]["error_message"]

@@ -90,10 +90,12 @@ class _Page:
 
 class LiveHub:
     def __init__(self, model: InspectorModel, describe: Callable[[], dict[str, Any]], *,
-                 interval: float = 0.25, max_pages: int = MAX_PAGES,
-                 max_buffer: int = MAX_BUFFER) -> None:
+                 poll: Callable[[], None] | None = None, interval: float = 0.25,
+                 max_pages: int = MAX_PAGES, max_buffer: int = MAX_BUFFER) -> None:
+        """`poll` runs before each batch (to copy counters into the model)."""
         self.model = model
         self.describe = describe
+        self.poll = poll
         self.interval = interval
         self.max_pages = max_pages
         self.max_buffer = max_buffer
@@ -130,9 +132,13 @@ class LiveHub:
             return
         self.pages.add(page)
         http.switch(page)
+        if self.poll is not None:
+            self.poll()
         page.send({"type": "snapshot", "app": self.describe(), **self.model.snapshot()})
 
     def flush(self) -> None:
+        if self.poll is not None and self.pages:
+            self.poll()
         message = self.model.drain()
         if message is None or not self.pages:
             return

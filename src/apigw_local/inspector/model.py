@@ -1,9 +1,10 @@
 """What the inspector shows: live connections and recent invocations, kept bounded.
 
-The gateway reports what happens (a connection opened, frames, a close, an invocation with its
-log lines); this model keeps the latest state and collects changes, which the live channel
-sends in batches (`drain`), so a burst of thousands of frames costs a few integer additions
-each and one message per flush. State only; no I/O, no clock of its own.
+The gateway reports what happens (a connection opened or closed, an invocation with its log
+lines) and the connections' counters are copied in before each batch (`activity`); this model
+keeps the latest state and collects changes, which the live channel sends in batches
+(`drain`), so a burst of thousands of frames costs nothing here and one message per flush.
+State only; no I/O, no clock of its own.
 """
 
 from __future__ import annotations
@@ -95,18 +96,19 @@ class InspectorModel:
             view.state, view.last_active = state, now_ms
             self._dirty.add(connection_id)
 
-    def frame(self, connection_id: str, incoming: bool, size: int, now_ms: int) -> None:
+    def activity(self, connection_id: str, *, bytes_in: int, bytes_out: int, frames_in: int,
+                 frames_out: int, last_active: int) -> None:
+        """The connection's counters as the gateway has them now (polled, so a burst of
+        frames costs nothing here); a change marks the connection for the next batch."""
         view = self.connections.get(connection_id)
         if view is None:
             return
-        if incoming:
-            view.bytes_in += size
-            view.frames_in += 1
-        else:
-            view.bytes_out += size
-            view.frames_out += 1
-        view.last_active = now_ms
-        self._dirty.add(connection_id)
+        figures = (bytes_in, bytes_out, frames_in, frames_out, last_active)
+        if figures != (view.bytes_in, view.bytes_out, view.frames_in, view.frames_out,
+                       view.last_active):
+            (view.bytes_in, view.bytes_out, view.frames_in, view.frames_out,
+             view.last_active) = figures
+            self._dirty.add(connection_id)
 
     def connection_closed(self, connection_id: str, code: int | None, now_ms: int) -> None:
         view = self.connections.pop(connection_id, None)

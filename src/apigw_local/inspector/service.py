@@ -7,7 +7,7 @@ included; everything else stays the HTTP API's.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 from ..server.http11 import HttpConnection, Response, reject_upgrade
 from ..server.http11 import Request as HttpRequest
@@ -27,10 +27,11 @@ def _response(answer: Answer) -> Response:
 
 
 class InspectorService:
-    def __init__(self, model: InspectorModel, actions: Actions, *, port: int) -> None:
+    def __init__(self, model: InspectorModel, actions: Actions, *, port: int,
+                 poll: Callable[[], None] | None = None) -> None:
         self.model = model
         self.api = InspectorApi(model, actions, port=port)
-        self.hub = LiveHub(model, actions.describe)
+        self.hub = LiveHub(model, actions.describe, poll=poll)
 
     @staticmethod
     def wants(path: str) -> bool:
