@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
 
-__all__ = ["GatewayRecord", "LogWriter", "Report", "peak_rss_mb"]
+from .redact import redact
+
+__all__ = ["GatewayRecord", "LogObserver", "LogWriter", "Report", "peak_rss_mb"]
 
 FORMATS = ("text", "json")
 
@@ -134,7 +136,8 @@ class LogWriter:
         self.format = fmt
         self.colour = colour_wanted(sys.stderr) if colour is None else colour
         self.colour = self.colour and fmt == "text"
-        self._write = write or _stderr_line
+        out = write or _stderr_line
+        self._write = lambda line: out(redact(line))  # tokens never reach a log line
         self._clock = clock
         self._width = 8  # widest function name so far: the prefixes line up
 

@@ -149,3 +149,14 @@ def test_events_too_large_are_not_kept():
     view = model.invocation(function="F", route_key="$default", api="websocket", status=200,
                             duration_ms=1, now_ms=1, event={"body": "x" * 200})
     assert view.event is None
+
+
+def test_the_page_sees_no_tokens_but_a_replay_gets_the_real_event():
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
+    model = InspectorModel()
+    event = {"queryStringParameters": {"token": jwt}, "headers": {"Authorization": f"Bearer {jwt}"}}
+    view = model.invocation(function="F", route_key="$connect", api="websocket", status=200,
+                            duration_ms=1, now_ms=1, event=event, logs=[f"token={jwt}"])
+    shown = json.dumps(view.as_json())
+    assert jwt not in shown and "eyJ" not in shown
+    assert view.event == event

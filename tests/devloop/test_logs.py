@@ -105,3 +105,11 @@ def test_peak_rss_of_this_process():
     mb = peak_rss_mb(os.getpid())
     assert mb is not None and 5 < mb < 4096
     assert peak_rss_mb(2**22 + 12345) is None
+
+
+def test_tokens_never_reach_a_log_line():
+    log, lines = writer()
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
+    log.output("Connect", f"event: {{'queryStringParameters': {{'token': '{jwt}'}}}}")
+    log.gateway(GatewayRecord("websocket", "$connect", 200, 1.0, error=f"Bearer {jwt}"))
+    assert not any(jwt in line or "eyJ" in line for line in lines), lines

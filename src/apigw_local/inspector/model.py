@@ -15,6 +15,8 @@ from collections import OrderedDict, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..redact import redact
+
 MAX_INVOCATIONS = 200  # recent invocations kept (older ones drop off)
 MAX_LOG_LINES = 200  # log lines kept per invocation
 MAX_EVENT_BYTES = 256 * 1024  # larger events are shown truncated and cannot be replayed
@@ -61,7 +63,16 @@ class InvocationView:
     replay_of: int | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """For the page: credentials masked (the event kept for a replay is the real one)."""
+        out = asdict(self)
+        out["logs"] = [redact(line) for line in self.logs]
+        if self.event is not None:
+            text = redact(json.dumps(self.event, default=str))
+            try:
+                out["event"] = json.loads(text)
+            except ValueError:
+                out["event"] = text
+        return out
 
 
 class InspectorModel:
