@@ -11,26 +11,39 @@ VENV     := .venv
 BIN      := $(VENV)/bin
 PY       := $(BIN)/python
 SAM_VENV := .venv-sam
+SAM      := $(SAM_VENV)/bin/sam
+CHECKOV_VENV := .venv-checkov
+# `sam build` needs Lambda's python3.13 itself on PATH: its directory, wherever it is.
+LAMBDA_PYTHON_DIR := $(shell for p in python3.13 $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13); do \
+            $$p -c 'import os, sys; assert sys.version_info[:2] == (3, 13); print(os.path.dirname(sys.executable))' 2>/dev/null && break; done)
 CHROMIUM := /usr/bin/chromium
 
 USER   ?= alice
 ROLE   ?= user
 ARGS   ?=
-STACK  ?= realtime-app
+STACK  ?=
 PYTEST_ARGS ?=
 
 LOCAL_SECRET := .local/auth-secret
+# The local app's DynamoDB tables and items, kept across runs (make reset empties it).
+LOCAL_DATA   := .local/dynamodb
 
-.PHONY: help run test lint token bench screenshots deps web-deps browser sam web-config clean
+.PHONY: help run reset test lint token bench screenshots deps web-deps browser sam checkov web-config \
+        build deploy outputs delete lock clean
 
 help:
 	@echo "make run     start the whole app locally (apigw-local, embedded DynamoDB, web client)"
 	@echo "make test    install everything needed and run every test"
-	@echo "make token USER=alice ROLE=admin   print a token for the local app"
+	@echo "make reset   forget the local app's data (chat, transactions, totals): the next run starts from the seed"
+	@echo "make token USER=alice ROLE=admin   print a token for the local app (STACK=… a deployed one)"
 	@echo "make bench   run the benchmarks"
-	@echo "make lint    ruff, cfn-lint and sam validate --lint"
+	@echo "make lint    ruff, cfn-lint, sam validate --lint and checkov"
 	@echo "make screenshots                   refresh docs/screenshots from the browser tests"
-	@echo "make web-config STACK=realtime-app web/config.json from a deployed stack's outputs"
+	@echo "make build   sam build: the functions and the layer for Lambda (python3.13, arm64)"
+	@echo "make deploy  deploy to AWS (sam deploy; --guided the first time) and publish web/"
+	@echo "make outputs the deployed stack's endpoints, and web/config.json for the web client"
+	@echo "make delete  delete the deployed stack (the ledger tables are kept)"
+	@echo "make lock    re-pin layers/shared/requirements.txt from requirements.in"
 
 # --- installation -----------------------------------------------------------
 
@@ -70,6 +83,15 @@ $(SAM_VENV)/.installed:
 
 sam: $(SAM_VENV)/.installed
 
+# checkov pins other versions of boto3 and packaging than ours: its own virtualenv too.
+$(CHECKOV_VENV)/.installed:
+	@echo "==> installing checkov into $(CHECKOV_VENV)"
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --progress-bar off checkov
+	@touch $@
+
+checkov: $(CHECKOV_VENV)/.installed
+
 # --- the two commands -------------------------------------------------------
 
 $(LOCAL_SECRET):
@@ -85,18 +107,27 @@ run: deps $(LOCAL_SECRET)
 	@# The secret travels in the environment, never in argv (which every local user sees in ps).
 	@APIGW_LOCAL_PARAMETER_AuthSecret="$$(cat $(LOCAL_SECRET))" \
 	  $(BIN)/apigw-local start --template template.yaml --template local/template.yaml \
-	  --seed .local/seed.json $(ARGS)
+	  --seed .local/seed.json --persist $(LOCAL_DATA) $(ARGS)
+
+# The seed goes only into tables that do not exist yet: after a reset, all of them.
+reset:
+	rm -rf $(LOCAL_DATA)
 
 test: deps browser sam lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: deps sam
+lint: deps sam checkov
 	$(BIN)/ruff check .
 	$(BIN)/cfn-lint template.yaml
-	$(SAM_VENV)/bin/sam validate --lint --template template.yaml --region us-east-1
+	$(SAM) validate --lint --template template.yaml --region us-east-1
+	@# Findings that remain are skipped in the template, each with its reason.
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
+	  --file template.yaml
 
+# STACK=name: a token for that deployed stack, signed with the key in its secret.
 token: $(VENV)/.installed $(LOCAL_SECRET)
-	@AUTH_SECRET=$$(cat $(LOCAL_SECRET)) $(PY) -m scripts.token --user "$(USER)" --role "$(ROLE)"
+	@$(if $(STACK),$(PY) -m scripts.token --stack "$(STACK)",AUTH_SECRET=$$(cat $(LOCAL_SECRET)) $(PY) -m scripts.token) \
+	  --user "$(USER)" --role "$(ROLE)"
 
 bench: deps
 	$(PY) -m bench $(ARGS)
@@ -105,9 +136,39 @@ bench: deps
 screenshots: deps browser
 	UPDATE_DOC_SCREENSHOTS=1 $(BIN)/pytest -q tests/browser -k screenshots
 
-# Writes web/config.json from a deployed stack's outputs, so the web client talks to AWS.
-web-config: deps
-	$(PY) -m scripts.web_config --stack $(STACK) --output web/config.json
+# --- AWS ---------------------------------------------------------------------------------
+# Stack name, region and deploy options live in samconfig.toml (`sam deploy --guided` adds
+# the region and your answers to it).
+
+build: sam
+	@test -n "$(LAMBDA_PYTHON_DIR)" || { echo "error: sam build needs Python 3.13 (Lambda's runtime): install it, e.g. 'pyenv install 3.13'"; exit 1; }
+	PATH="$(LAMBDA_PYTHON_DIR):$$PATH" $(SAM) build
+
+deploy: build deps
+	@if grep -q '^region' samconfig.toml; then $(SAM) deploy; else \
+	  echo "==> first deploy: answer SAM's questions (they are saved in samconfig.toml)."; \
+	  echo "    AuthSecret signs the app's tokens: paste a new one, e.g. from"; \
+	  echo "    python3 -c 'import secrets; print(secrets.token_urlsafe(48))', and keep it."; \
+	  $(SAM) deploy --guided; fi
+	$(PY) -m scripts.web_publish
+
+# The endpoints, and web/config.json so the web client talks to the stack.
+outputs: deps
+	$(PY) -m scripts.web_config --output web/config.json $(if $(STACK),--stack $(STACK))
+
+web-config: outputs
+
+delete: sam deps
+	$(PY) -m scripts.web_publish --empty
+	$(SAM) delete
+	@echo "The ledger tables (Transactions, WeeklyIncome) are kept (Retain, deletion protection)."
+
+lock: $(BIN)/activate
+	$(BIN)/pip install --quiet --progress-bar off pip-tools
+	cd layers/shared && ../../$(BIN)/pip-compile --quiet --strip-extras --no-header \
+	  --no-emit-index-url --no-emit-find-links --annotation-style=line \
+	  $(foreach p,boto3 botocore s3transfer jmespath python-dateutil six urllib3,--unsafe-package $(p)) \
+	  -o requirements.txt requirements.in
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) web/node_modules .pytest_cache test-output
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam web/node_modules .pytest_cache test-output

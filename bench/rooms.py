@@ -1,172 +1,188 @@
-"""Room fan-out with the app's own handlers: 200 clients in one room (the Channels figures).
+"""Rooms, with the same load client against apigw-local + the app, Channels and the floor.
 
-- burst: senders fire `send` frames at once; every client must receive every message.
-  Figure: room deliveries per second, and how many were lost (must be 0).
-- paced: about 1 000 deliveries/s (5 sends/s to 200 members); latency from send to delivery.
-
-Baseline: a plain `websockets` broadcast server in this process (no Lambda, no DynamoDB),
-driven by the same clients, so the ratio cancels the machine's speed.
+- joins: K clients connected, then all send `join` at once; every join answered, and the time
+  until every client's presence view is the room's true membership.
+- paced: about 1 000 deliveries/s to the K members, starting 2 s after the last join;
+  latency from send to each delivery.
+- burst: M messages from 20 senders at once to the K members: deliveries/s and how many lost.
+- fan-out curve: one room per size K (members join at connect: `?room=`), one message at a time
+  from a member; latency from send to each delivery (the room of 1 000 is its last point).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from urllib.parse import urlencode
 
-import websockets
-from websockets.asyncio.server import broadcast
-from websockets.asyncio.server import serve as ws_serve
-
-from .harness import ROOT, emulator, new_secret, percentile, progress, token
+from .harness import Server, cpu_delta, new_secret, percentile, progress
+from .load import Fleet, Member, View, delivered
+from .servers import TARGETS, started
 
 ROOM = "bench"
+SENDERS = 20
 
 
-class Clients:
-    """`count` connections that record when each chat message arrives."""
+def _send(room: str, text: str) -> dict:
+    return {"action": "send", "room": room, "text": text}
 
-    def __init__(self, url: str, count: int, secret: str | None) -> None:
-        self.url, self.count, self.secret = url, count, secret
-        self.connections: list[websockets.ClientConnection] = []
-        self.arrivals: dict[str, list[float]] = {}
-        self.readers: list[asyncio.Task[None]] = []
-        self.joined: dict[websockets.ClientConnection, asyncio.Future[None]] = {}
-        self.lost_connections = 0
 
-    async def __aenter__(self) -> Clients:
-        async def open_one(n: int) -> websockets.ClientConnection:
-            query = {"token": token(self.secret, f"user{n}")} if self.secret else {}
-            url = f"{self.url}?{urlencode(query)}" if query else self.url
-            return await websockets.connect(url, max_queue=None)
+def _latency_summary(latencies: list[float], expected: int) -> dict[str, float]:
+    return {"expected": expected, "delivered": len(latencies), "lost": expected - len(latencies),
+            "p50_ms": round(percentile(latencies, 50), 2),
+            "p99_ms": round(percentile(latencies, 99), 2),
+            "max_ms": round(max(latencies, default=float("nan")), 2)}
 
-        # Connect first, then `join` (what the web client does). Joining with `&room=` at
-        # connect time while 50 other `$connect`s run makes the app post `joined` to members
-        # still CONNECTING, which AWS answers 410 and the app then drops their membership.
-        for start in range(0, self.count, 50):  # in waves, as browsers would
-            batch = range(start, min(self.count, start + 50))
-            self.connections += await asyncio.gather(*(open_one(n) for n in batch))
-        self.joined = {ws: asyncio.get_running_loop().create_future()
-                       for ws in self.connections}
-        self.readers = [asyncio.create_task(self._read(ws)) for ws in self.connections]
-        join = json.dumps({"action": "join", "room": ROOM})
-        for start in range(0, self.count, 50):
-            batch = self.connections[start:start + 50]
-            await asyncio.gather(*(ws.send(join) for ws in batch))
-            await asyncio.wait_for(asyncio.gather(*(self.joined[ws] for ws in batch)), 120)
-        return self
 
-    async def _read(self, ws: websockets.ClientConnection) -> None:
-        try:
-            async for raw in ws:
-                frame = json.loads(raw)
-                kind = frame.get("type")
-                if kind == "message":
-                    self.arrivals.setdefault(frame["text"], []).append(time.perf_counter())
-                elif kind in ("presence", "history") and not self.joined[ws].done():
-                    self.joined[ws].set_result(None)
-        except websockets.ConnectionClosed:
-            self.lost_connections += 1
+async def joins(fleet: Fleet, members: list[Member], room: str,
+                timeout: float) -> tuple[asyncio.Task[dict[str, object]], float]:
+    """All `members` join `room` at once; a task that watches answers and presence, and the
+    moment the last join was sent."""
+    truth = {m.user for m in members}
+    await asyncio.gather(*(m.send({"action": "join", "room": room}) for m in members))
+    last_join = time.perf_counter()
 
-    async def wait_for(self, texts: list[str], timeout: float) -> None:
-        deadline = time.perf_counter() + timeout
-        while time.perf_counter() < deadline:
-            if all(len(self.arrivals.get(t, ())) >= self.count for t in texts):
-                return
+    async def watch() -> dict[str, object]:
+        answered_at = consistent_at = None
+        while time.perf_counter() < last_join + timeout:
+            now = time.perf_counter()
+            if answered_at is None and all(room in m.answered for m in members):
+                answered_at = now
+            if consistent_at is None and all(
+                    m.views.get(room, View()).consistent(truth) for m in members):
+                consistent_at = now
+            if answered_at and consistent_at:
+                break
             await asyncio.sleep(0.01)
+        views = [m.views.get(room, View()) for m in members]
+        return {
+            "clients": len(members),
+            "answered": sum(room in m.answered for m in members),
+            "all_answered_ms": _ms(answered_at, last_join),
+            "consistent": sum(v.consistent(truth) for v in views),
+            "all_consistent_ms": _ms(consistent_at, last_join),
+            "capped_views": sum(v.capped for v in views),
+            "errors": sum(len(m.errors) for m in members),
+        }
 
-    async def __aexit__(self, *exc: object) -> None:
-        for reader in self.readers:
-            reader.cancel()
-        await asyncio.gather(*(ws.close() for ws in self.connections), return_exceptions=True)
-
-
-async def _burst(clients: Clients, senders: int, per_sender: int, tag: str) -> dict[str, float]:
-    texts = [f"{tag}-{s}-{m}" for s in range(senders) for m in range(per_sender)]
-    started = time.perf_counter()
-
-    async def send_all(s: int) -> None:
-        ws = clients.connections[s]
-        for m in range(per_sender):
-            await ws.send(json.dumps({"action": "send", "room": ROOM, "text": f"{tag}-{s}-{m}"}))
-
-    await asyncio.gather(*(send_all(s) for s in range(senders)))
-    await clients.wait_for(texts, timeout=120)
-    expected = len(texts) * clients.count
-    delivered = sum(len(clients.arrivals.get(t, ())) for t in texts)
-    arrived = [max(clients.arrivals[t]) for t in texts if clients.arrivals.get(t)]
-    last = max(arrived, default=started)
-    elapsed = max(last - started, 1e-9)
-    return {"expected": expected, "delivered": delivered, "lost": expected - delivered,
-            "deliveries_per_s": round(delivered / elapsed)}
+    return asyncio.create_task(watch()), last_join
 
 
-async def _paced(clients: Clients, rate: float, seconds: float, tag: str) -> dict[str, float]:
-    sends = int(rate / clients.count * seconds)
+def _ms(at: float | None, since: float) -> float | None:
+    return None if at is None else round((at - since) * 1000, 1)
+
+
+async def paced(fleet: Fleet, members: list[Member], room: str, rate: float, seconds: float,
+                tag: str, timeout: float) -> dict[str, float]:
+    sends = max(1, round(rate / len(members) * seconds))
     interval = seconds / sends
     sent_at: dict[str, float] = {}
+    started = time.perf_counter()
     for i in range(sends):
+        await asyncio.sleep(max(0.0, started + i * interval - time.perf_counter()))
         text = f"{tag}-{i}"
         sent_at[text] = time.perf_counter()
-        await clients.connections[i % clients.count].send(
-            json.dumps({"action": "send", "room": ROOM, "text": text}))
-        await asyncio.sleep(max(0.0, sent_at[text] + interval - time.perf_counter()))
-    await clients.wait_for(list(sent_at), timeout=60)
-    latencies = [(arrived - sent_at[t]) * 1000
-                 for t in sent_at for arrived in clients.arrivals.get(t, ())]
-    expected = sends * clients.count
-    return {"expected": expected, "delivered": len(latencies), "lost": expected - len(latencies),
-            "p50_ms": round(percentile(latencies, 50), 1),
-            "p95_ms": round(percentile(latencies, 95), 1)}
+        await members[i % len(members)].send(_send(room, text))
+    texts = list(sent_at)
+    expected = len(texts) * len(members)
+    await fleet.wait(lambda: delivered(members, texts) >= expected, timeout, poll=0.05)
+    latencies = [(m.arrivals[t] - sent_at[t]) * 1000 for m in members for t in texts
+                 if t in m.arrivals]
+    return {"rate_per_s": rate, "seconds": seconds, **_latency_summary(latencies, expected)}
 
 
-async def _scenario(url: str, secret: str | None, count: int, quick: bool) -> dict[str, object]:
-    async with Clients(url, count, secret) as clients:
-        await _burst(clients, senders=2, per_sender=2, tag="warm")  # warm every worker path
-        burst = await _burst(clients, senders=10, per_sender=2 if quick else 5, tag="burst")
-        paced = await _paced(clients, rate=1000, seconds=3 if quick else 10, tag="paced")
-        return {"burst": burst, "paced": paced, "closed_during_run": clients.lost_connections}
+async def burst(fleet: Fleet, members: list[Member], room: str, messages: int, tag: str,
+                timeout: float) -> dict[str, float]:
+    senders = members[:SENDERS]
+    texts = [f"{tag}-{n}" for n in range(messages)]
+    started = time.perf_counter()
+
+    async def send_all(s: int) -> None:  # sender s sends every len(senders)-th message
+        for text in texts[s::len(senders)]:
+            await senders[s].send(_send(room, text))
+
+    await asyncio.gather(*(send_all(s) for s in range(len(senders))))
+    expected = len(texts) * len(members)
+    await fleet.wait(lambda: delivered(members, texts) >= expected, timeout, poll=0.05)
+    arrivals = [m.arrivals[t] for m in members for t in texts if t in m.arrivals]
+    elapsed = max(max(arrivals, default=started) - started, 1e-9)
+    return {"messages": len(texts), "expected": expected, "delivered": len(arrivals),
+            "lost": expected - len(arrivals), "seconds": round(elapsed, 3),
+            "deliveries_per_s": round(len(arrivals) / elapsed)}
 
 
-async def _baseline(count: int, quick: bool) -> dict[str, object]:
-    members: set[websockets.ServerConnection] = set()
+async def room_figures(server: Server, secret: str | None, k: int, messages: int,
+                       quick: bool) -> dict[str, object]:
+    fleet = Fleet(server.endpoints["websocket"], secret)
+    try:
+        members = await fleet.open(k, label=f"{server.name}: {k} clients")
+        before = server.usage()
+        progress(f"{server.name}: {k} clients join one room at once")
+        watcher, last_join = await joins(fleet, members, ROOM, timeout=10 if quick else 30)
+        await asyncio.sleep(max(0.0, last_join + 2 - time.perf_counter()))
+        progress(f"{server.name}: paced 1 000 deliveries/s, from 2 s after the last join")
+        paced_result = await paced(fleet, members, ROOM, 1000, 2 if quick else 10, "paced",
+                                   timeout=30)
+        joins_result = await watcher
+        after_paced = server.usage()
+        progress(f"{server.name}: burst of {messages} messages to {k} members")
+        burst_result = await burst(fleet, members, ROOM, messages, "burst",
+                                   timeout=60 if quick else 120)
+        after = server.usage()
+        return {"joins": joins_result, "paced": paced_result, "burst": burst_result,
+                "cpu_s": {"joins_and_paced": cpu_delta(before, after_paced),
+                          "burst": cpu_delta(after_paced, after)},
+                "closed_during_run": sum(m.closed for m in members)}
+    finally:
+        await asyncio.to_thread(server.stop, 5)  # before the clients go: no $disconnect storm
+        await fleet.close()
 
-    async def handler(ws):  # type: ignore[no-untyped-def]
-        members.add(ws)
-        try:
-            async for raw in ws:
-                frame = json.loads(raw)
-                if frame.get("action") == "join":
-                    await ws.send(json.dumps({"type": "presence", "room": ROOM, "count": 1}))
-                    continue
-                out = {"type": "message", "room": ROOM, "text": frame["text"], "sender": "x"}
-                broadcast(members, json.dumps(out))
-        finally:
-            members.discard(ws)
 
-    async with ws_serve(handler, "127.0.0.1", 0, max_queue=None) as server:
-        port = server.sockets[0].getsockname()[1]
-        return await _scenario(f"ws://127.0.0.1:{port}", None, count, quick)
+async def fanout_curve(server: Server, secret: str | None, sizes: list[int], messages: int,
+                       timeout: float) -> dict[str, dict[str, float]]:
+    fleet = Fleet(server.endpoints["websocket"], secret)
+    curve: dict[str, dict[str, float]] = {}
+    try:
+        for k in sizes:
+            room = f"curve{k}"
+            members = await fleet.open(k, prefix=f"c{k}u", room=room,
+                                       label=f"{server.name}: room of {k}")
+            progress(f"{server.name}: fan-out to a room of {k}, {messages} messages")
+            await asyncio.sleep(0.5)
+            latencies: list[float] = []
+            reached_all = 0
+            before = server.usage()
+            for i in range(messages):
+                text = f"{room}-{i}"
+                sent = time.perf_counter()
+                await members[i % k].send(_send(room, text))
+                ok = await fleet.wait(
+                    lambda t=text, ms=members: all(t in m.arrivals for m in ms), timeout)
+                reached_all += ok
+                latencies += [(m.arrivals[text] - sent) * 1000 for m in members
+                              if text in m.arrivals]
+                await asyncio.sleep(0.1)
+            curve[str(k)] = {**_latency_summary(latencies, k * messages),
+                             "messages": messages, "reached_all": reached_all,
+                             "cpu_s": cpu_delta(before, server.usage())}
+        return curve
+    finally:
+        await asyncio.to_thread(server.stop, 5)
+        await fleet.close()
 
 
 def run(quick: bool = False) -> dict[str, object]:
-    count = 200
-    progress(f"rooms baseline: plain websockets broadcast, {count} clients")
-    baseline = asyncio.run(_baseline(count, quick))
-    secret = new_secret()
-    templates = [ROOT / "template.yaml"]
-    with emulator(templates, parameters={"AuthSecret": secret}) as endpoints:
-        progress(f"rooms through apigw-local and the app's handlers, {count} clients")
-        ours = asyncio.run(_scenario(endpoints["websocket"], secret, count, quick))
-    ours_burst, base_burst = ours["burst"], baseline["burst"]  # type: ignore[index]
-    return {
-        "clients": count,
-        "burst": ours_burst,
-        "paced_1000_per_s": ours["paced"],
-        "closed_during_run": ours["closed_during_run"],
-        "baseline_burst": base_burst,
-        "baseline_paced": baseline["paced"],
-        "burst_vs_baseline": round(
-            ours_burst["deliveries_per_s"] / base_burst["deliveries_per_s"], 3),
-    }
+    k, messages = (50, 50) if quick else (200, 200)
+    sizes = [10, 50] if quick else [10, 50, 100, 200, 500, 1000]
+    curve_messages = 3 if quick else 5
+    results: dict[str, object] = {"clients": k, "messages": messages, "sizes": sizes}
+    for target in TARGETS:
+        secret = new_secret() if target == "apigw-local" else None
+        with started(target, secret or "") as server:
+            progress(f"rooms on {target}")
+            room = asyncio.run(room_figures(server, secret, k, messages, quick))
+        with started(target, secret or "") as server:
+            progress(f"fan-out curve on {target}: rooms of {sizes}")
+            curve = asyncio.run(fanout_curve(server, secret, sizes, curve_messages,
+                                             timeout=30 if target == "apigw-local" else 10))
+        results[target] = {**room, "curve": curve}
+    return results

@@ -1,7 +1,9 @@
 """Print a signed token for the app: `python -m scripts.token --user alice --role admin`.
 
-The secret comes from the environment (`AUTH_SECRET`): `make token` passes the local one,
-for a deployed stack pass the AuthSecret you deployed with.
+The key comes from the environment (`AUTH_SECRET`): `make token` passes the local one. For a
+deployed stack, `--stack NAME` reads it from the stack's secret instead (its `AuthSecretArn`
+output; CloudFormation DescribeStacks and Secrets Manager GetSecretValue with your AWS
+credentials): `make token STACK=realtime-app`.
 """
 
 from __future__ import annotations
@@ -11,14 +13,29 @@ import os
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 # The token format lives in the Lambda layer; use that very code.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "layers" / "shared"))
 
 from realtime import auth  # noqa: E402
 
+from scripts.web_config import explain, samconfig_defaults  # noqa: E402
 
-def main(argv: list[str] | None = None) -> int:
+
+def stack_secret(stack: str, cloudformation: Any, secretsmanager: Any) -> str:
+    """The token key of a deployed stack, from the secret its AuthSecretArn output names."""
+    outputs = cloudformation.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
+    arns = [o["OutputValue"] for o in outputs if o["OutputKey"] == "AuthSecretArn"]
+    if not arns:
+        raise KeyError(f"stack {stack!r} has no AuthSecretArn output")
+    return secretsmanager.get_secret_value(SecretId=arns[0])["SecretString"]
+
+
+def main(argv: list[str] | None = None, clients: tuple[Any, Any] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.token", description=__doc__.split("\n")[0]
     )
@@ -27,11 +44,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--role", default="user", choices=auth.ROLES)
     parser.add_argument("--hours", type=float, default=12, help="validity (default 12)")
+    parser.add_argument("--stack", help="sign with this deployed stack's key")
+    parser.add_argument("--region", default=samconfig_defaults().get("region"))
     args = parser.parse_args(argv)
-    secret = os.environ.get("AUTH_SECRET")
+    if args.stack:
+        try:
+            cloudformation, secretsmanager = clients or (
+                boto3.client("cloudformation", region_name=args.region),
+                boto3.client("secretsmanager", region_name=args.region),
+            )
+            secret = stack_secret(args.stack, cloudformation, secretsmanager)
+        except (ClientError, BotoCoreError, KeyError, IndexError) as error:
+            print(f"error: cannot read the key of stack {args.stack!r}: {explain(error)}",
+                  file=sys.stderr)
+            return 2
+    else:
+        secret = os.environ.get("AUTH_SECRET", "")
     if not secret:
         print(
-            "error: AUTH_SECRET is not set (use `make token`, or export the stack's AuthSecret)",
+            "error: AUTH_SECRET is not set (use `make token`, or --stack for a deployed stack)",
             file=sys.stderr,
         )
         return 2

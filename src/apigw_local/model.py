@@ -1,6 +1,6 @@
 """The plain model of an application read from a SAM/CloudFormation template.
 
-`template.py` builds it; everything else (gateway, runtime, DynamoDB provisioning) reads
+`template/` builds it; everything else (gateway, runtime, DynamoDB provisioning) reads
 only this model, never the raw template. All intrinsic functions are resolved by then.
 """
 
@@ -47,6 +47,15 @@ class WebSocketRoute:
 
 
 @dataclass(frozen=True)
+class Throttle:
+    """A stage's throttling: a token bucket of `burst_limit` tokens refilled at `rate_limit`
+    per second ("Throttle API requests for better throughput" in the API Gateway guide)."""
+
+    burst_limit: int
+    rate_limit: float
+
+
+@dataclass(frozen=True)
 class WebSocketApi:
     logical_id: str
     name: str
@@ -54,6 +63,7 @@ class WebSocketApi:
     route_selection_expression: str  # e.g. "$request.body.action"
     routes: dict[str, WebSocketRoute]
     stage: str  # the Stage's StageName (resolved)
+    throttle: Throttle | None = None  # the Stage's DefaultRouteSettings; None: unthrottled
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,18 @@ class HttpRoute:
 
 
 @dataclass(frozen=True)
+class Cors:
+    """An HTTP API's `CorsConfiguration` (see cors.py for how API Gateway applies it)."""
+
+    allow_origins: tuple[str, ...] = ()
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age: int | None = None
+    allow_credentials: bool = False
+
+
+@dataclass(frozen=True)
 class Table:
     """An `AWS::DynamoDB::Table`; `create_table` holds boto3 CreateTable arguments."""
 
@@ -78,12 +100,25 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Secret:
+    """An `AWS::SecretsManager::Secret`: its name, the ARN its `Ref` gives, and its value."""
+
+    logical_id: str
+    name: str  # Name if the template sets one, else "{stack_name}-{logical_id}"
+    arn: str  # arn:aws:secretsmanager:{region}:{account}:secret:{name}-{6 characters}
+    value: str = field(repr=False)  # SecretString, or one generated from GenerateSecretString
+    generated: bool = False  # True: a value already in the backend is kept, not replaced
+
+
+@dataclass(frozen=True)
 class Application:
     functions: dict[str, Function]
     websocket_apis: tuple[WebSocketApi, ...]
     http_routes: tuple[HttpRoute, ...]
     tables: dict[str, Table]
     parameters: dict[str, str]  # resolved parameter values (NoEcho ones included)
+    http_cors: dict[str, Cors] = field(default_factory=dict)  # HTTP API logical id → its CORS
+    secrets: dict[str, Secret] = field(default_factory=dict)
     region: str = "us-east-1"
     account_id: str = "123456789012"
     stack_name: str = "apigw-local"

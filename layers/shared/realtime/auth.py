@@ -1,6 +1,9 @@
 """Signed tokens: HS256 JWTs with `sub` (user id and display name), `role`, `iat`, `exp`.
 
-The secret is the stack's `AuthSecret` parameter, handed to functions as `AUTH_SECRET`.
+The key is the stack's `AuthSecret` parameter, kept in Secrets Manager: functions get the
+secret's ARN (`AUTH_SECRET_ARN`), never the key itself, and read it with Powertools
+Parameters, cached for `SECRET_MAX_AGE` seconds per execution environment.
+
 Verification is strict: the algorithm is pinned, and `sub`, `role`, `iat` and `exp` are all
 required, so a token signed for something else does not pass as one of ours.
 """
@@ -8,19 +11,20 @@ required, so a token signed for something else does not pass as one of ours.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import jwt
+from aws_lambda_powertools.utilities import parameters
 
 from realtime import clock
-from realtime.models import NAME_PATTERN
+from realtime.models import NAME_PATTERN, is_name
 
 ALGORITHM = "HS256"
 DEFAULT_TTL = timedelta(hours=12)
 ROLES = ("user", "admin")
-_NAME = re.compile(NAME_PATTERN)
+# A new AuthSecret reaches warm functions within this many seconds of a deploy.
+SECRET_MAX_AGE = 300
 
 
 class AuthError(Exception):
@@ -37,17 +41,18 @@ class Identity:
         return self.role == "admin"
 
 
-def secret_from_env() -> str:
-    secret = os.environ.get("AUTH_SECRET", "")
-    if not secret:
-        raise RuntimeError("AUTH_SECRET is not set: the function cannot check tokens")
-    return secret
+def secret() -> str:
+    """The token key, from the Secrets Manager secret that `AUTH_SECRET_ARN` names."""
+    arn = os.environ.get("AUTH_SECRET_ARN", "")
+    if not arn:
+        raise RuntimeError("AUTH_SECRET_ARN is not set: the function cannot check tokens")
+    return parameters.get_secret(arn, max_age=SECRET_MAX_AGE)
 
 
 def issue(
     secret: str, user: str, role: str, *, ttl: timedelta = DEFAULT_TTL, now: datetime | None = None
 ) -> str:
-    if not _NAME.match(user):
+    if not is_name(user):
         raise ValueError(f"user must match {NAME_PATTERN}")
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
@@ -76,7 +81,7 @@ def verify(secret: str, token: str | None) -> Identity:
     except jwt.InvalidTokenError as error:
         raise AuthError(f"invalid token: {error}") from None
     user, role = claims["sub"], claims["role"]
-    if not isinstance(user, str) or not _NAME.match(user) or role not in ROLES:
+    if not is_name(user) or role not in ROLES:
         raise AuthError("invalid token claims")
     return Identity(user=user, role=role)
 

@@ -1,0 +1,162 @@
+"""The one load client that drives all three servers (apigw-local, Channels, the floor).
+
+Each connection records when each chat message and each `income` push arrives, and keeps its
+view of a room's presence the way docs/protocol.md tells clients to: `presence` is the full list,
+`joined`/`left` are deltas to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+import websockets
+
+from .harness import progress, token
+
+PRESENCE_FRAMES = ("presence", "joined", "left")
+
+
+@dataclass
+class View:
+    """One client's presence view of one room."""
+
+    users: set[str] = field(default_factory=set)
+    count: int = 0
+    capped: bool = False  # the last snapshot listed fewer users than it counted
+
+    def apply(self, frame: dict) -> None:
+        kind = frame.get("type")
+        if kind == "presence":
+            self.users = set(frame.get("members", ()))
+            self.count = int(frame.get("count", len(self.users)))
+            self.capped = len(self.users) < self.count
+        elif kind == "joined":
+            self.users.add(frame["user"])
+        elif kind == "left":
+            self.users.discard(frame["user"])
+        if kind in ("joined", "left") and not self.capped:
+            self.count = len(self.users)
+
+    def consistent(self, truth: set[str]) -> bool:
+        """Every member listed; where the protocol caps the list, the count and the listed
+        members agree with the truth."""
+        if self.users == truth:
+            return True
+        return self.capped and self.count == len(truth) and self.users <= truth
+
+
+class Member:
+    """One connection and what it has received."""
+
+    def __init__(self, ws: websockets.ClientConnection, user: str) -> None:
+        self.ws, self.user = ws, user
+        self.arrivals: dict[str, float] = {}
+        self.incomes: dict[str, float] = {}
+        self.views: dict[str, View] = {}
+        self.answered: set[str] = set()  # rooms whose `join` was answered
+        self.errors: list[dict] = []
+        self.closed = False
+        self.reader: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.ws:
+                now = time.perf_counter()
+                frame = json.loads(raw)
+                kind = frame.get("type")
+                if kind == "message":
+                    self.arrivals[frame["text"]] = now
+                elif kind in PRESENCE_FRAMES:
+                    self.views.setdefault(frame["room"], View()).apply(frame)
+                    if kind == "presence":
+                        self.answered.add(frame["room"])
+                elif kind == "history":
+                    self.answered.add(frame["room"])
+                elif kind == "income":
+                    updated = frame.get("updated") or {}
+                    self.incomes[updated.get("transactionId") or ""] = now
+                elif kind == "error":
+                    self.errors.append(frame)
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            self.closed = True
+
+    async def send(self, frame: dict) -> None:
+        await self.ws.send(json.dumps(frame))
+
+
+class Fleet:
+    """Many connections to one server. `url` is its WebSocket endpoint; with `secret`, each
+    connection carries a token (the app reads it; the baselines read `user`)."""
+
+    def __init__(self, url: str, secret: str | None) -> None:
+        self.url, self.secret = url, secret
+        self.members: list[Member] = []
+
+    def url_for(self, user: str, room: str | None, role: str) -> str:
+        query = {"user": user}
+        if self.secret:
+            query["token"] = token(self.secret, user, role)
+        if room:
+            query["room"] = room
+        return f"{self.url}?{urlencode(query)}"
+
+    async def open(self, count: int, *, prefix: str = "user", room: str | None = None,
+                   role: str = "user", concurrency: int = 50, read: bool = True,
+                   label: str = "") -> list[Member]:
+        """`count` more connections, at most `concurrency` handshakes in flight; returns them."""
+        slots = asyncio.Semaphore(concurrency)
+        start = len(self.members)
+        opened: list[Member] = []
+        report_every = max(1000, count // 10)
+
+        async def one(n: int) -> None:
+            user = f"{prefix}{n}"
+            async with slots:
+                ws = await websockets.connect(
+                    self.url_for(user, room, role), max_queue=None, ping_interval=None,
+                    open_timeout=60, compression=None)
+            member = Member(ws, user)
+            if read:
+                member.start()
+            opened.append(member)
+            if label and len(opened) % report_every == 0:
+                progress(f"{label}: {len(opened)}/{count} connected")
+
+        results = await asyncio.gather(*(one(start + n) for n in range(count)),
+                                       return_exceptions=True)
+        self.members += opened
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise RuntimeError(f"{len(failures)} of {count} connections failed; first: "
+                               f"{failures[0]!r}")
+        return opened
+
+    async def close(self) -> None:
+        for member in self.members:
+            if member.reader:
+                member.reader.cancel()
+        for member in self.members:  # no closing handshake: the server may be gone already
+            member.ws.transport.abort()
+        self.members.clear()
+
+    async def wait(self, done, timeout: float, poll: float = 0.005) -> bool:  # type: ignore[no-untyped-def]
+        """Until `done()` is true (True) or `timeout` seconds pass (False)."""
+        deadline = time.perf_counter() + timeout
+        while not done():
+            if time.perf_counter() > deadline:
+                return False
+            await asyncio.sleep(poll)
+        return True
+
+
+def delivered(members: list[Member], texts: list[str]) -> int:
+    return sum(1 for m in members for t in texts if t in m.arrivals)
