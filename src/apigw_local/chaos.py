@@ -20,13 +20,16 @@ Sources: "Use @connections commands in your backend service" (API Gateway develo
 the PostToConnection API reference (GoneException, LimitExceededException), and DynamoDB's
 "Error handling with DynamoDB" (ProvisionedThroughputExceededException, 400).
 
-Pure: no clock, no I/O; the callers apply the decisions.
+The policy is pure (no clock, no I/O); the adapters at the end apply its decisions where the
+emulator offers a seam: the Management API core's fault policy, the workers' channel, the
+invoker, and a botocore plugin in the workers for DynamoDB.
 """
 
 from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -308,3 +311,68 @@ def initialize_client_plugin(client: Any, environ: Any = None) -> None:
     stream = _streams.setdefault(key, random.Random(key))
     client.meta.events.register("before-send.dynamodb",
                                 dynamodb_throttle_handler(float(fraction), stream))
+
+
+# -- the emulator's side: where the decisions are applied --------------------------------------
+
+Drop = Callable[[str], None]  # drops a connection (by id) without a close frame
+
+
+class ChaosFaults:
+    """The Management API core's `FaultPolicy`: PostToConnection answers Gone (dropping the
+    connection, so the answer is true) or 429 as the policy decides."""
+
+    def __init__(self, policy: ChaosPolicy, drop: Drop) -> None:
+        self.policy, self.drop = policy, drop
+
+    def fault(self, operation: str, connection_id: str) -> Any:
+        if operation != "PostToConnection":
+            return None
+        fault = self.policy.post_fault()
+        if fault is None:
+            return None
+        if fault.disconnect:
+            self.drop(connection_id)
+        from .gateway.connections import ManagementError
+
+        return ManagementError(fault.status, fault.error_type, fault.message)
+
+
+class ChaosInvoker:
+    """Wraps the runtime: drops a client's connection after some of its messages (the message
+    is still routed, as it had arrived) and answers some invocations with a timeout."""
+
+    def __init__(self, invoker: Any, policy: ChaosPolicy, drop: Drop,
+                 timeouts: Callable[[str], float]) -> None:
+        self.invoker, self.policy, self.drop, self.timeouts = invoker, policy, drop, timeouts
+
+    async def invoke(self, function: str, event: dict[str, Any], *,
+                     request_id: str | None = None) -> Any:
+        context = event.get("requestContext") or {}
+        if context.get("eventType") == "MESSAGE" and self.policy.on_message():
+            self.drop(context["connectionId"])
+        if self.policy.on_invoke(function):
+            import uuid
+
+            from .gateway.invocation import FunctionError, Invocation
+
+            return Invocation(function, request_id or str(uuid.uuid4()), 0.0, error=FunctionError(
+                "Sandbox.Timedout", f"Task timed out after {self.timeouts(function):.2f} seconds"))
+        return await self.invoker.invoke(function, event, request_id=request_id)
+
+
+def delayed(policy: ChaosPolicy, answer: Callable[..., Any]) -> Callable[..., Any]:
+    """The workers' Management API channel with chaos latency before each post."""
+    import asyncio
+
+    async def later(delay: float, args: tuple[Any, ...]) -> Any:
+        await asyncio.sleep(delay)
+        return answer(*args)
+
+    def handle(method: str, path: str, body: bytes) -> Any:
+        delay = policy.post_delay() if method == "POST" else 0.0
+        if delay <= 0:
+            return answer(method, path, body)
+        return later(delay, (method, path, body))
+
+    return handle

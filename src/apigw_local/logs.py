@@ -23,12 +23,14 @@ bills the init phase of on-demand functions since August 2025).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import sys
+import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -124,8 +126,10 @@ def _now() -> str:
 class LogWriter:
     """Renders invocation and gateway lines, in text (colour optional) or JSON, to `write`.
 
-    `write` takes one finished line; the default writes it to stderr. `clock` gives the JSON
-    `time` field (ISO 8601, UTC).
+    `write` takes finished text (one line, or an invocation's block of lines, without the
+    last newline); the default writes it to stderr. `clock` gives the JSON `time` field
+    (ISO 8601, UTC). Inside `with writer.block():` lines are written together at the end: one
+    write and one pass of the redaction per invocation.
     """
 
     def __init__(self, fmt: str = "text", *, colour: bool | None = None,
@@ -136,8 +140,8 @@ class LogWriter:
         self.format = fmt
         self.colour = colour_wanted(sys.stderr) if colour is None else colour
         self.colour = self.colour and fmt == "text"
-        out = write or _stderr_line
-        self._write = lambda line: out(redact(line))  # tokens never reach a log line
+        self._out = write or _stderr_line
+        self._pending: list[str] | None = None
         self._clock = clock
         self._width = 8  # widest function name so far: the prefixes line up
 
@@ -151,6 +155,22 @@ class LogWriter:
         label = function.ljust(self._width)
         colour = _PALETTE[zlib.crc32(function.encode()) % len(_PALETTE)]
         return f"{self._paint(colour, label)} | "
+
+    def _write(self, line: str) -> None:
+        if self._pending is not None:
+            self._pending.append(line)
+        else:
+            self._out(redact(line))  # tokens never reach a log line
+
+    @contextlib.contextmanager
+    def block(self) -> Iterator[None]:
+        self._pending = []
+        try:
+            yield
+        finally:
+            lines, self._pending = self._pending, None
+            if lines:
+                self._out(redact("\n".join(lines)))
 
     def _json(self, record: dict[str, Any]) -> None:
         self._write(json.dumps({"time": self._clock(), **record}, separators=(",", ":")))
@@ -187,6 +207,13 @@ class LogWriter:
         self._write(prefix + self._paint(_DIM, end_line(report.request_id)))
         self._write(prefix + self._paint(_DIM, report.text()))
 
+    def notice(self, text: str) -> None:
+        """One line of the emulator's own (a reload, chaos): `apigw-local | …`."""
+        if self.format == "json":
+            self._json({"type": "notice", "record": text})
+        else:
+            self._write(self._paint(_BOLD, "apigw-local".ljust(self._width)) + " | " + text)
+
     def gateway(self, record: GatewayRecord) -> None:
         if self.format == "json":
             out: dict[str, Any] = {"type": "gateway", "api": record.api,
@@ -220,9 +247,26 @@ def _stderr_line(line: str) -> None:
     sys.stderr.flush()
 
 
-def peak_rss_mb(pid: int) -> int | None:
+_peaks: dict[int, tuple[float, int | None]] = {}  # pid → (when read, MB)
+
+
+def peak_rss_mb(pid: int, max_age: float = 1.0) -> int | None:
     """A process's peak resident memory in MB (Linux: VmHWM in /proc/PID/status), as Lambda's
-    Max Memory Used; None where it cannot be read."""
+    Max Memory Used; None where it cannot be read. Read at most once per `max_age` seconds
+    per process (a read costs ~60 µs; a busy worker serves thousands of invocations a
+    second)."""
+    now = time.monotonic()
+    cached = _peaks.get(pid)
+    if cached is not None and now - cached[0] < max_age:
+        return cached[1]
+    if len(_peaks) > 4096:  # workers come and go: forget the stale ones
+        _peaks.clear()
+    value = _read_peak(pid)
+    _peaks[pid] = (now, value)
+    return value
+
+
+def _read_peak(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
             for line in status:
@@ -243,6 +287,23 @@ def route_status(record: Any) -> int | str:
     return code if isinstance(code, int) else 200
 
 
+def report_of(record: Any) -> Report:
+    """The REPORT figures of an invocation record (Duration without the init phase)."""
+    init = record.init_duration_ms
+    status = "success" if record.status == "ok" else (
+        "timeout" if record.status == "Sandbox.Timedout" else "error")
+    return Report(record.request_id, max(0.0, record.duration_ms - (init or 0.0)),
+                  record.memory_size_mb, record.max_memory_mb, init, status)
+
+
+def lambda_block(record: Any) -> list[str]:
+    """The invocation's lines as CloudWatch keeps them: START, the handler's, END, REPORT."""
+    if not record.request_id:
+        return list(record.logs)
+    return [start_line(record.request_id), *record.logs, end_line(record.request_id),
+            report_of(record).text()]
+
+
 class LogObserver:
     """The gateway's observer that prints each invocation as a Lambda log block (START, the
     handler's lines, END, REPORT) and the gateway's own line for its route."""
@@ -251,16 +312,16 @@ class LogObserver:
         self.writer = writer
 
     def invocation(self, record: Any) -> None:
+        with self.writer.block():
+            self._invocation(record)
+
+    def _invocation(self, record: Any) -> None:
         w = self.writer
         if record.request_id:  # "" when the runtime itself failed: no Lambda request ran
             w.start(record.function, record.request_id)
             for line in record.logs:
                 w.output(record.function, line, record.request_id)
-            status = "success" if record.status == "ok" else (
-                "timeout" if record.status == "Sandbox.Timedout" else "error")
-            w.end(record.function, Report(
-                record.request_id, record.duration_ms, record.memory_size_mb,
-                record.max_memory_mb, record.init_duration_ms, status))
+            w.end(record.function, report_of(record))
         api = "websocket" if record.connection_id else "http"
         error = None if record.status == "ok" else record.status
         w.gateway(GatewayRecord(api, record.route_key, route_status(record), record.duration_ms,

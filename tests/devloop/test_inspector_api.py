@@ -139,16 +139,17 @@ def test_model_drains_changes_in_batches():
     second = model.drain()
     assert [c["close_code"] for c in second["closed"]] == [1001]
     assert [i["seq"] for i in second["invocations"]] == [3, 4, 5]  # bounded
-    assert len(second["invocations"][0]["logs"]) == 200
-    assert second["invocations"][0]["logs_truncated"] == 300
+    assert "logs" not in second["invocations"][0]  # rows only; the detail has the lines
+    detail = model.find_invocation(3).as_json()
+    assert len(detail["logs"]) == 200 and detail["logs_truncated"] == 300
     assert [i.seq for i in model.invocations] == [3, 4, 5]
 
 
 def test_events_too_large_are_not_kept():
-    model = InspectorModel(max_event_bytes=100)
+    model = InspectorModel(max_event_bytes=8192)
     view = model.invocation(function="F", route_key="$default", api="websocket", status=200,
-                            duration_ms=1, now_ms=1, event={"body": "x" * 200})
-    assert view.event is None
+                            duration_ms=1, now_ms=1, event={"body": "x" * 5000})
+    assert view.event is None and view.summary()["replayable"] is False
 
 
 def test_the_page_sees_no_tokens_but_a_replay_gets_the_real_event():

@@ -113,3 +113,13 @@ def test_tokens_never_reach_a_log_line():
     log.output("Connect", f"event: {{'queryStringParameters': {{'token': '{jwt}'}}}}")
     log.gateway(GatewayRecord("websocket", "$connect", 200, 1.0, error=f"Bearer {jwt}"))
     assert not any(jwt in line or "eyJ" in line for line in lines), lines
+
+
+def test_notices_in_both_formats():
+    log, lines = writer()
+    log.notice("reloaded EchoFunction ← echo/app.py")
+    assert lines == ["apigw-local | reloaded EchoFunction ← echo/app.py"]
+    log, lines = writer("json")
+    log.notice("template reloaded: routes +ping")
+    assert json.loads(lines[0]) == {"time": "T", "type": "notice",
+                                    "record": "template reloaded: routes +ping"}

@@ -69,10 +69,13 @@ class Emulator:
         self.reader.join(5)
 
 
-def send_two(url: str) -> None:
-    with connect(url) as ws:
+def send_two(emulator: Emulator, report: str) -> None:
+    """Two messages, the second once the first invocation has ended (so its worker is warm:
+    the handler posts its answer before it returns)."""
+    with connect(emulator.endpoints()["websocket"]) as ws:
         ws.send("one")
         ws.recv(timeout=15)
+        emulator.wait_for(report, count=1)
         ws.send("two")
         ws.recv(timeout=15)
 
@@ -80,8 +83,9 @@ def send_two(url: str) -> None:
 def test_text_logs_when_piped(tmp_path):
     emulator = Emulator(tmp_path)
     try:
-        send_two(emulator.endpoints()["websocket"])
-        reports = emulator.wait_for(r"^EchoFunction +\| REPORT RequestId: ", count=2)
+        report = r"^EchoFunction +\| REPORT RequestId: "
+        send_two(emulator, report)
+        reports = emulator.wait_for(report, count=2)
     finally:
         emulator.stop()
     lines = emulator.lines
@@ -105,7 +109,7 @@ def test_text_logs_when_piped(tmp_path):
 def test_json_logs(tmp_path):
     emulator = Emulator(tmp_path, "--log-format", "json")
     try:
-        send_two(emulator.endpoints()["websocket"])
+        send_two(emulator, r'"type":"platform.report"')
         emulator.wait_for(r'"type":"platform.report"', count=2)
     finally:
         emulator.stop()
@@ -113,7 +117,8 @@ def test_json_logs(tmp_path):
     for line in emulator.lines:
         if line.startswith("{"):
             records.append(json.loads(line))
-    kinds = [r["type"] for r in records if r.get("function") == "EchoFunction"]
+    kinds = [r["type"] for r in records
+             if r.get("function") == "EchoFunction" and r["type"] != "gateway"]
     assert kinds[:4] == ["platform.start", "function", "platform.report", "platform.start"]
     report = next(r for r in records if r["type"] == "platform.report")
     assert set(report["record"]["metrics"]) >= {"durationMs", "billedDurationMs",

@@ -45,7 +45,8 @@ class EmulatorActions:
         routes += [{"api": r.api_logical_id, "route_key": f"{r.method} {r.path}",
                     "function": r.function} for r in app.http_routes]
         tables = [{"logical_id": lid, "name": t.name} for lid, t in app.tables.items()]
-        chaos = e.chaos_policy.chaos.describe() if e.chaos_policy is not None else "off"
+        policy = e.devloop.chaos
+        chaos = f"{policy.chaos.describe()} (seed {policy.seed})" if policy else "off"
         return {"routes": routes, "tables": tables, "chaos": chaos,
                 "endpoints": e.endpoints.as_json() if e.endpoints else {}}
 
@@ -101,7 +102,7 @@ class EmulatorActions:
         from botocore.exceptions import BotoCoreError, ClientError
 
         if self._dynamodb is None:
-            self._dynamodb = self.emulator.dynamodb_client()
+            self._dynamodb = self.emulator.backend.client("dynamodb")
         try:
             page = self._dynamodb.scan(**kwargs)
         except (BotoCoreError, ClientError) as err:

@@ -137,7 +137,10 @@ class LiveHub:
         page.send({"type": "snapshot", "app": self.describe(), **self.model.snapshot()})
 
     def flush(self) -> None:
-        if self.poll is not None and self.pages:
+        if not self.pages:
+            self.model.forget_changes()
+            return
+        if self.poll is not None:
             self.poll()
         message = self.model.drain()
         if message is None or not self.pages:

@@ -19,7 +19,7 @@ from ..redact import redact
 
 MAX_INVOCATIONS = 200  # recent invocations kept (older ones drop off)
 MAX_LOG_LINES = 200  # log lines kept per invocation
-MAX_EVENT_BYTES = 256 * 1024  # larger events are shown truncated and cannot be replayed
+MAX_EVENT_BYTES = 128 * 1024  # larger events are not kept (no replay): a message's quota
 MAX_CLOSED = 50  # recently closed connections kept for a look back
 
 
@@ -62,8 +62,15 @@ class InvocationView:
     event: Any = None  # the event as the function received it (None: too large to keep)
     replay_of: int | None = None
 
+    def summary(self) -> dict[str, Any]:
+        """A row of the page's table (live batches and snapshots): no logs, no event."""
+        out = asdict(self)
+        del out["logs"], out["event"]
+        out["replayable"] = self.event is not None
+        return out
+
     def as_json(self) -> dict[str, Any]:
-        """For the page: credentials masked (the event kept for a replay is the real one)."""
+        """The detail view: credentials masked (the event kept for a replay is the real one)."""
         out = asdict(self)
         out["logs"] = [redact(line) for line in self.logs]
         if self.event is not None:
@@ -139,7 +146,7 @@ class InspectorModel:
                    error_message: str | None = None, logs: tuple[str, ...] | list[str] = (),
                    event: Any = None, replay_of: int | None = None) -> InvocationView:
         kept = list(logs[-self.max_log_lines:])
-        if event is not None and len(json.dumps(event, default=str)) > self.max_event_bytes:
+        if event is not None and _approximate_size(event) > self.max_event_bytes:
             event = None
         view = InvocationView(next(self._seq), now_ms, function, route_key, api, status,
                               round(duration_ms, 3), request_id, connection_id, error_type,
@@ -167,9 +174,13 @@ class InspectorModel:
         return {
             "connections": [v.as_json() for v in self.connections.values()],
             "closed": [v.as_json() for v in reversed(self.closed.values())],
-            "invocations": [v.as_json() for v in self.invocations],
+            "invocations": [v.summary() for v in self.invocations],
             "notices": list(self.notices),
         }
+
+    def forget_changes(self) -> None:
+        """Nobody is watching: drop what a batch would have carried."""
+        self._dirty, self._gone, self._new, self._pending_notices = set(), [], [], []
 
     def drain(self) -> dict[str, Any] | None:
         """The changes since the last drain, as one live message; None when nothing changed."""
@@ -180,8 +191,15 @@ class InspectorModel:
             "connections": [self.connections[c].as_json() for c in sorted(self._dirty)
                             if c in self.connections],
             "closed": [self.closed[c].as_json() for c in self._gone if c in self.closed],
-            "invocations": [v.as_json() for v in self._new],
+            "invocations": [v.summary() for v in self._new],
             "notices": self._pending_notices,
         }
         self._dirty, self._gone, self._new, self._pending_notices = set(), [], [], []
         return message
+
+
+def _approximate_size(event: Any) -> int:
+    """An event's size without serialising it: its body dominates (API Gateway's events are a
+    few KB besides)."""
+    body = event.get("body") if isinstance(event, dict) else None
+    return (len(body) if isinstance(body, str | bytes) else 0) + 4096

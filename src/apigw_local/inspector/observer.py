@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..logs import route_status
+from ..logs import lambda_block, route_status
 from .model import InspectorModel
 
 
@@ -32,7 +32,7 @@ class InspectorObserver:
             request_id=record.request_id, connection_id=record.connection_id,
             error_type=None if record.status == "ok" else record.status,
             error_message=getattr(record, "error_message", None) or None,
-            logs=record.logs, event=getattr(record, "event", None),
+            logs=lambda_block(record), event=getattr(record, "event", None),
         )
 
     def connection(self, event: str, info: Any, detail: Any) -> None:

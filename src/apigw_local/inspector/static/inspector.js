@@ -102,11 +102,17 @@ function renderInvocations() {
   $("no-invocations").hidden = state.invocations.length > 0;
 }
 
-function select(seq) {
+async function select(seq) {
   state.selected = seq;
-  const inv = state.invocations.find((i) => i.seq === seq);
   const detail = $("invocation-detail");
-  if (!inv) { detail.hidden = true; return; }
+  let inv;
+  try {
+    inv = await call("GET", `/invocations/${seq}`);  // rows carry no logs or event: fetch them
+  } catch (error) {
+    detail.hidden = true;
+    say($("replay-result"), `Invocation #${seq}: ${error.message}`, false);
+    return;
+  }
   detail.hidden = false;
   const title = detail.querySelector("h3");
   title.textContent = `#${inv.seq} ${inv.function} · ${inv.route_key} · ${statusText(inv)}` +
