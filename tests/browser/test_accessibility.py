@@ -3,16 +3,11 @@ messages, the admin dashboard, and the room on a phone. No serious or critical v
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
+from a11y import serious_violations
 from playwright.sync_api import expect
 from test_web_client import enter_room, open_dashboard, send
 from webclient_support import unique
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "devloop"))
-from a11y import serious_violations  # noqa: E402
 
 pytestmark = pytest.mark.browser
 

@@ -4,31 +4,18 @@ the item browser, accessibility (axe-core), and cross-origin use refused over re
 from __future__ import annotations
 
 import json
-import os
 import socket
+import sys
+from pathlib import Path
 
 import pytest
 from a11y import serious_violations
-from inspector_support import XSS, InspectorServer, now_ms, populate
 from playwright.sync_api import expect
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "devloop"))
+from inspector_support import XSS, InspectorServer, now_ms, populate  # noqa: E402
+
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        print(f"SKIP: {CHROMIUM} is not installed (`make browser` installs Debian's chromium)")
-        pytest.skip(f"{CHROMIUM} is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

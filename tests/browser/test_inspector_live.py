@@ -5,7 +5,6 @@ disconnects it; and the page passes axe-core."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from apigw_local.testing import serve
 pytestmark = pytest.mark.browser
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "devloop"
-CHROMIUM = "/usr/bin/chromium"
 
 
 class Client:
@@ -46,19 +44,6 @@ class Client:
 def emulator():
     with serve(FIXTURE / "template.yaml") as endpoints:
         yield endpoints
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        print(f"SKIP: {CHROMIUM} is not installed (`make browser` installs Debian's chromium)")
-        pytest.skip(f"{CHROMIUM} is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 def test_live_connection_actions_and_accessibility(emulator, browser):
