@@ -104,7 +104,8 @@ class DevLoop:
         if self.reload:
             reloader = Reloader(recycle=emulator.runtime.recycle,
                                 reload_template=emulator.reload_application,
-                                say=self.say, root=Path(emulator.config.templates[0]).parent)
+                                say=self.say,
+                                root=Path(emulator.config.templates[0]).resolve().parent)
             self.watcher = Watcher(self.change_map(emulator), reloader)
             self.watcher.start()
 

@@ -22,6 +22,8 @@ from pathlib import Path
 from .model import Application, Function
 
 log = logging.getLogger("apigw_local.reload")
+# watchfiles says "N changes detected" at INFO for every batch; our own line says what it meant.
+logging.getLogger("watchfiles").setLevel(logging.WARNING)
 
 # Never code: byte-code caches, VCS and tool state, editors' swap and backup files.
 _IGNORED_DIRS = frozenset({"__pycache__", ".git", ".hg", ".mypy_cache", ".pytest_cache",

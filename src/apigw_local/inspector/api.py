@@ -116,8 +116,10 @@ def own_hosts(port: int) -> frozenset[str]:
 
 class InspectorApi:
     def __init__(self, model: InspectorModel, actions: Actions, *, port: int,
-                 static_dir: Path = STATIC_DIR) -> None:
+                 static_dir: Path = STATIC_DIR, poll: Callable[[], None] | None = None) -> None:
+        """`poll` brings the connections' counters up to date before a snapshot."""
         self.model = model
+        self.poll = poll
         self.actions = actions
         self.hosts = own_hosts(port)
         self.static_dir = static_dir.resolve()
@@ -195,6 +197,8 @@ class InspectorApi:
         return None
 
     def _state(self, request: Request, parts: list[str]) -> Answer:
+        if self.poll is not None:
+            self.poll()
         return Answer.json(200, {"app": self.actions.describe(), **self.model.snapshot()})
 
     def _find(self, raw: str) -> InvocationView:

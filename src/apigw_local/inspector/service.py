@@ -30,7 +30,7 @@ class InspectorService:
     def __init__(self, model: InspectorModel, actions: Actions, *, port: int,
                  poll: Callable[[], None] | None = None) -> None:
         self.model = model
-        self.api = InspectorApi(model, actions, port=port)
+        self.api = InspectorApi(model, actions, port=port, poll=poll)
         self.hub = LiveHub(model, actions.describe, poll=poll)
 
     @staticmethod
