@@ -1,5 +1,5 @@
-"""Calling a function from the gateway: API Gateway's integration timeout, one readable log
-line per invocation, and the observers' records (see `gateway/observer.py`)."""
+"""Calling a function from the gateway: API Gateway's integration timeout and the observers'
+records (see `gateway/observer.py`; the Lambda-style log lines are an observer's, `logs.py`)."""
 
 from __future__ import annotations
 
