@@ -253,8 +253,8 @@ _peaks: dict[int, tuple[float, int | None]] = {}  # pid → (when read, MB)
 def peak_rss_mb(pid: int, max_age: float = 1.0) -> int | None:
     """A process's peak resident memory in MB (Linux: VmHWM in /proc/PID/status), as Lambda's
     Max Memory Used; None where it cannot be read. Read at most once per `max_age` seconds
-    per process (a read costs ~60 µs; a busy worker serves thousands of invocations a
-    second)."""
+    per process: the gateway's loop reports every invocation, and a busy worker serves
+    hundreds a second."""
     now = time.monotonic()
     cached = _peaks.get(pid)
     if cached is not None and now - cached[0] < max_age:
