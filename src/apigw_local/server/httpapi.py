@@ -60,8 +60,9 @@ class HttpApiGateway:
 
     def handle(self, request: Request) -> Response | Awaitable[Response]:
         if request.path == ENDPOINTS_PATH and request.method in ("GET", "HEAD"):
-            return json_response(200, self.endpoints_json, [("Cache-Control", "no-store"),
-                                                            ("Access-Control-Allow-Origin", "*")])
+            # For the served web client only (same origin): no CORS, so other pages cannot
+            # read which ports the local stack listens on.
+            return json_response(200, self.endpoints_json, [("Cache-Control", "no-store")])
         origin = request.header("Origin")
         asked = request.header("Access-Control-Request-Method")
         if request.method == "OPTIONS" and origin and asked:
