@@ -25,7 +25,8 @@ class Client:
     def __init__(self, url: str) -> None:
         from websockets.sync.client import connect
 
-        self.ws = connect(url, user_agent_header="devloop-test <b>agent</b>")
+        self._connection = connect(url, user_agent_header="devloop-test <b>agent</b>")
+        self.ws = self._connection.__enter__()  # closed by the server's Disconnect
         self.frames: list[str] = []
         self.closed = threading.Event()
         self.thread = threading.Thread(target=self._read, daemon=True)
