@@ -33,9 +33,10 @@ def _notes(results: dict[str, object]) -> list[str]:
     notes = ["Ratios are apigw-local ÷ baseline: above 1 is better for rates, below 1 is better "
              "for latencies and memory. Every server runs as its own process; one load client "
              "(this process) drives them all."]
-    limited = report.get(results, "connections.limited_by")
-    if limited:
-        notes.append(f"Idle connections: {limited}.")
+    for limited in (report.get(results, "connections.limited_by"),
+                    report.get(results, "connections.apigw-local.idle_limited_by")):
+        if limited:
+            notes.append(f"Idle connections: {limited}.")
     capped = report.get(results, "rooms.apigw-local.joins.capped_views")
     if capped:
         notes.append(f"Joins: {capped} clients last saw a `presence` list capped at 100 members "

@@ -27,6 +27,8 @@ class View:
     users: set[str] = field(default_factory=set)
     count: int = 0
     capped: bool = False  # the last snapshot listed fewer users than it counted
+    # (a capped view counts a `joined` user it does not list as new: in a race with the
+    # snapshot that can overcount, and the view then shows as inconsistent until the next one)
 
     def apply(self, frame: dict) -> None:
         kind = frame.get("type")
@@ -34,12 +36,16 @@ class View:
             self.users = set(frame.get("members", ()))
             self.count = int(frame.get("count", len(self.users)))
             self.capped = len(self.users) < self.count
-        elif kind == "joined":
-            self.users.add(frame["user"])
-        elif kind == "left":
-            self.users.discard(frame["user"])
-        if kind in ("joined", "left") and not self.capped:
-            self.count = len(self.users)
+        elif kind in ("joined", "left"):
+            user, known = frame["user"], frame["user"] in self.users
+            if kind == "joined" and not known:
+                self.users.add(user)
+                self.count += 1
+            elif kind == "left" and known:
+                self.users.discard(user)
+                self.count -= 1
+            elif kind == "left" and self.capped:  # one of those the capped list left out
+                self.count -= 1
 
     def consistent(self, truth: set[str]) -> bool:
         """Every member listed; where the protocol caps the list, the count and the listed
