@@ -33,7 +33,7 @@ help:
 	@echo "make run     start the whole app locally (apigw-local, embedded DynamoDB, web client)"
 	@echo "make test    install everything needed and run every test"
 	@echo "make token USER=alice ROLE=admin   print a token for the local app (STACK=… a deployed one)"
-	@echo "make bench   run the benchmarks"
+	@echo "make bench   every benchmark beside its baselines (ARGS=--quick: a smoke run; ARGS=\"--only rooms\")"
 	@echo "make lint    ruff, cfn-lint and sam validate --lint"
 	@echo "make screenshots                   refresh docs/screenshots from the browser tests"
 	@echo "make build   sam build: the functions and the layer for Lambda (python3.13, arm64)"
