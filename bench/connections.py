@@ -25,6 +25,12 @@ STEP = 1000  # connections opened between two progress lines
 async def connections(server: Server, secret: str | None, rate_count: int,
                       idle_count: int, hold: float, budget: float) -> dict[str, object]:
     fleet = Fleet(server.endpoints["websocket"], secret)
+    server_limit = open_files_limit(server.process.pid)
+    server_limited_by = None
+    if server_limit is not None and server_limit < idle_count + SPARE_FDS:
+        idle_count = max(rate_count, server_limit - SPARE_FDS)
+        server_limited_by = f"{server.name}'s open-files limit is {server_limit}"
+        progress(f"{server_limited_by}: {idle_count} idle connections at most")
     try:
         before = server.usage()
         started_at = time.perf_counter()
@@ -33,7 +39,7 @@ async def connections(server: Server, secret: str | None, rate_count: int,
         rate = rate_count / (time.perf_counter() - started_at)
         after_rate = server.usage()
         # The rest in steps, within a time budget: a slow `$connect` must not stall the run.
-        budget_end, limited_by = time.perf_counter() + budget, None
+        budget_end, limited_by = time.perf_counter() + budget, server_limited_by
         while len(fleet.members) < idle_count:
             if time.perf_counter() > budget_end:
                 limited_by = (f"{len(fleet.members)} opened within the {budget:g} s budget "
@@ -58,7 +64,7 @@ async def connections(server: Server, secret: str | None, rate_count: int,
             "by_group": usage,
             "cpu_s": {"new_connections": cpu_delta(before, after_rate),
                       "to_idle_count": cpu_delta(after_rate, usage)},
-            "server_fd_limit": open_files_limit(server.process.pid),
+            "server_fd_limit": server_limit,
         }
     finally:
         await asyncio.to_thread(server.stop, 5)
