@@ -25,19 +25,22 @@ STACK  ?=
 PYTEST_ARGS ?=
 
 LOCAL_SECRET := .local/auth-secret
+# The local app's DynamoDB tables and items, kept across runs (make reset empties it).
+LOCAL_DATA   := .local/dynamodb
 
-.PHONY: help run test lint token bench screenshots deps web-deps browser sam checkov web-config \
+.PHONY: help run reset test lint token bench screenshots deps web-deps browser sam checkov web-config \
         build deploy outputs delete lock clean
 
 help:
 	@echo "make run     start the whole app locally (apigw-local, embedded DynamoDB, web client)"
 	@echo "make test    install everything needed and run every test"
+	@echo "make reset   forget the local app's data (chat, transactions, totals): the next run starts from the seed"
 	@echo "make token USER=alice ROLE=admin   print a token for the local app (STACK=… a deployed one)"
 	@echo "make bench   every benchmark beside its baselines (ARGS=--quick: a smoke run; ARGS=\"--only rooms\")"
-	@echo "make lint    ruff, cfn-lint and sam validate --lint"
+	@echo "make lint    ruff, cfn-lint, sam validate --lint and checkov"
 	@echo "make screenshots                   refresh docs/screenshots from the browser tests"
 	@echo "make build   sam build: the functions and the layer for Lambda (python3.13, arm64)"
-	@echo "make deploy  deploy to AWS (sam deploy; --guided the first time)"
+	@echo "make deploy  deploy to AWS (sam deploy; --guided the first time) and publish web/"
 	@echo "make outputs the deployed stack's endpoints, and web/config.json for the web client"
 	@echo "make delete  delete the deployed stack (the ledger tables are kept)"
 	@echo "make lock    re-pin layers/shared/requirements.txt from requirements.in"
@@ -104,7 +107,11 @@ run: deps $(LOCAL_SECRET)
 	@# The secret travels in the environment, never in argv (which every local user sees in ps).
 	@APIGW_LOCAL_PARAMETER_AuthSecret="$$(cat $(LOCAL_SECRET))" \
 	  $(BIN)/apigw-local start --template template.yaml --template local/template.yaml \
-	  --seed .local/seed.json $(ARGS)
+	  --seed .local/seed.json --persist $(LOCAL_DATA) $(ARGS)
+
+# The seed goes only into tables that do not exist yet: after a reset, all of them.
+reset:
+	rm -rf $(LOCAL_DATA)
 
 test: deps browser sam lint
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -137,12 +144,13 @@ build: sam
 	@test -n "$(LAMBDA_PYTHON_DIR)" || { echo "error: sam build needs Python 3.13 (Lambda's runtime): install it, e.g. 'pyenv install 3.13'"; exit 1; }
 	PATH="$(LAMBDA_PYTHON_DIR):$$PATH" $(SAM) build
 
-deploy: build
+deploy: build deps
 	@if grep -q '^region' samconfig.toml; then $(SAM) deploy; else \
 	  echo "==> first deploy: answer SAM's questions (they are saved in samconfig.toml)."; \
 	  echo "    AuthSecret signs the app's tokens: paste a new one, e.g. from"; \
 	  echo "    python3 -c 'import secrets; print(secrets.token_urlsafe(48))', and keep it."; \
 	  $(SAM) deploy --guided; fi
+	$(PY) -m scripts.web_publish
 
 # The endpoints, and web/config.json so the web client talks to the stack.
 outputs: deps
@@ -150,7 +158,8 @@ outputs: deps
 
 web-config: outputs
 
-delete: sam
+delete: sam deps
+	$(PY) -m scripts.web_publish --empty
 	$(SAM) delete
 	@echo "The ledger tables (Transactions, WeeklyIncome) are kept (Retain, deletion protection)."
 

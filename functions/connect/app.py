@@ -4,7 +4,6 @@
 A non-2xx answer makes API Gateway refuse the WebSocket handshake.
 """
 
-import re
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -12,7 +11,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from realtime import auth, fanout
 from realtime.chat import Chat
-from realtime.models import NAME_PATTERN
+from realtime.models import is_name
 from realtime.store import Store
 
 logger = Logger()
@@ -21,7 +20,10 @@ tracer = Tracer()
 store = Store.from_env(boto3.resource("dynamodb"))
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+# log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: the event carries the token.
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False
+)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: object) -> dict:
@@ -35,7 +37,7 @@ def lambda_handler(event: dict, context: object) -> dict:
         metrics.add_metric(name="RefusedConnections", unit=MetricUnit.Count, value=1)
         return {"statusCode": 401, "body": "Unauthorized"}
     room = params.get("room") or None
-    if room is not None and not re.match(NAME_PATTERN, room):
+    if room is not None and not is_name(room):
         metrics.add_metric(name="RefusedConnections", unit=MetricUnit.Count, value=1)
         return {"statusCode": 400, "body": "Invalid room name"}
     chat = Chat(store, fanout.fanout_for(fanout.endpoint_of(request), store))

@@ -17,6 +17,15 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
 from realtime import auth, clock, fanout, income, transactions
 from realtime.models import NewTransaction
 from realtime.store import AlreadyVerified, InvalidCursor, NotFound, Store
@@ -27,11 +36,24 @@ tracer = Tracer()
 store = Store.from_env(boto3.resource("dynamodb"))
 app = APIGatewayHttpResolver(
     enable_validation=True,
-    cors=CORSConfig(allow_origin="*", allow_headers=["Authorization", "Content-Type"]),
+    cors=CORSConfig(
+        allow_origin="*", allow_headers=["Authorization", "Content-Type", "Idempotency-Key"]
+    ),
 )
 # Reads publish no metrics, by design.
 warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
-TRANSACTION_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
+TRANSACTION_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+# Printable ASCII, no spaces: what a UUID, a ULID or any sane key is (RFC draft
+# "The Idempotency-Key HTTP Header Field" leaves the format to the server).
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+# Powertools idempotency: the first answer to a key is kept for a day (TTL on the table) and
+# given again to every retry; a retry with another body is refused (payload validation).
+idempotency = IdempotencyConfig(
+    event_key_jmespath="[user, key]",
+    payload_validation_jmespath="body",
+    expires_after_seconds=24 * 3600,
+)
+persistence = DynamoDBPersistenceLayer(table_name=os.environ.get("IDEMPOTENCY_TABLE", ""))
 
 
 def problem(status: int, code: str, message: str) -> Response:
@@ -86,12 +108,46 @@ def not_found(_error: Exception) -> Response:
     return problem(404, "not_found", "No such route.")
 
 
+@app.exception_handler(RecursionError)
+def too_deep(_error: RecursionError) -> Response:
+    # json.loads recurses once per nesting level: a deeply nested body ends here.
+    return problem(400, "invalid_request", "body: JSON nested too deeply")
+
+
 @app.post("/transactions")
 def create_transaction(body: NewTransaction):
+    """With an `Idempotency-Key` header, a retry gets the first answer and creates nothing."""
+    key = app.current_event.headers.get("idempotency-key")
+    if key is None:
+        return ok(201, create(body))
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        return problem(400, "invalid_request", "Idempotency-Key: 1 to 255 printable characters")
+    identity: auth.Identity = app.context["identity"]
+    request = {"user": identity.user, "key": key, "body": body.model_dump(mode="json")}
+    try:
+        return ok(201, create_once(request=request))
+    except IdempotencyValidationError:
+        return problem(
+            422, "idempotency_key_reused", "This Idempotency-Key was used with another body."
+        )
+    except IdempotencyAlreadyInProgressError:
+        return problem(
+            409, "in_progress", "A request with this Idempotency-Key is still running; retry."
+        )
+
+
+def create(body: NewTransaction) -> dict:
     created = transactions.create(store, body, clock.now())
     metrics.add_metric(name="TransactionsCreated", unit=MetricUnit.Count, value=1)
     logger.info("transaction created", transaction_id=created.id, amount=created.amount)
-    return ok(201, {"transaction": created.to_wire()})
+    return {"transaction": created.to_wire()}
+
+
+@idempotent_function(
+    data_keyword_argument="request", persistence_store=persistence, config=idempotency
+)
+def create_once(request: dict) -> dict:
+    return create(NewTransaction.model_validate(request["body"]))
 
 
 @app.get("/transactions")
@@ -106,7 +162,7 @@ def list_transactions(
 
 @app.post("/transactions/<transaction_id>/verify")
 def verify_transaction(transaction_id: str):
-    if not TRANSACTION_ID.match(transaction_id):
+    if not TRANSACTION_ID.fullmatch(transaction_id):
         return problem(404, "not_found", f"No transaction {transaction_id!r}.")
     identity: auth.Identity = app.context["identity"]
     try:
@@ -135,8 +191,12 @@ def weekly_income(weeks: Annotated[int, Query(ge=1, le=104)] = income.SERIES_WEE
     return ok(200, {"currentWeek": current, "weeks": [w.to_wire() for w in series]})
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+# log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: `Authorization` is in the event.
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False
+)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: object) -> dict:
+    idempotency.register_lambda_context(context)  # in-progress records expire with the call
     return app.resolve(event, context)

@@ -84,9 +84,34 @@ def main() -> None:
     """
 
 
+def _backend_options(command):  # type: ignore[no-untyped-def]
+    """The backend's options, kept together (see backend.py)."""
+    options = [
+        click.option("--dynamodb-endpoint", metavar="URL",
+                     help="Use this DynamoDB (DynamoDB Local, LocalStack, AWS) instead of the "
+                          "embedded moto server; missing tables are created there."),
+        click.option("--localstack", is_flag=True,
+                     help="Use LocalStack for every AWS call of the functions: its edge URL "
+                          "from localstack-client (AWS_ENDPOINT_URL, LOCALSTACK_HOST, "
+                          "EDGE_PORT); missing tables are created there."),
+        click.option("--dynamodb-port", type=int, default=0,
+                     help="Port of the embedded moto server (default: any free port)."),
+        click.option("--persist", type=click.Path(file_okay=False, path_type=Path),
+                     metavar="DIR",
+                     help="Keep the embedded DynamoDB's tables and items in DIR across "
+                          "restarts (journaled before each write is answered)."),
+        click.option("--seed", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="JSON file of items to put in the tables at start (only into "
+                          "tables that were just created)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command()
-@click.option("-t", "--template", "templates", multiple=True, required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("-t", "--template", "templates", multiple=True, default=["template.yaml"],
+              show_default=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="SAM/CloudFormation template. Repeat to add overlays: later templates add "
                    "parameters and resources (e.g. local-only routes).")
 @click.option("--host", default="127.0.0.1", show_default=True,
@@ -110,11 +135,7 @@ def main() -> None:
 @click.option("--env-vars", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help='JSON file of environment overrides, as for `sam local`: '
                    '{"Parameters": {...}, "FunctionLogicalId": {...}}.')
-@click.option("--dynamodb-endpoint", metavar="URL",
-              help="Use this DynamoDB (DynamoDB Local, LocalStack, AWS) instead of the "
-                   "embedded moto server; missing tables are created there.")
-@click.option("--seed", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="JSON file of items to put in the tables at start.")
+@_backend_options
 @click.option("--static", "static_dir", type=click.Path(exists=True, file_okay=False,
                                                         path_type=Path),
               help="Directory served as the web client on the HTTP port (default: web/ next "
@@ -126,6 +147,10 @@ def main() -> None:
               help="Seconds without traffic before a WebSocket closes with 1001 (AWS: 600).")
 @click.option("--max-connection-duration", type=float, default=7200, show_default=True,
               help="Seconds before any WebSocket closes with 1001 (AWS: 7200).")
+@click.option("--worker-idle-timeout", type=click.FloatRange(min=0, min_open=True),
+              default=300, show_default=True,
+              help="Seconds an idle worker stays warm before it is stopped, as Lambda reclaims "
+                   "idle execution environments.")
 @click.option("--max-concurrency", type=int, default=10, show_default=True,
               help="Worker processes per function (further invocations queue).")
 @click.option("--region", default="us-east-1", show_default=True, help="AWS::Region.")
@@ -143,9 +168,11 @@ def main() -> None:
 def start(templates: tuple[Path, ...], host: str, port: int, ws_port: int, stage: str | None,
           parameter_overrides: tuple[str, ...], parameter_overrides_file: Path | None,
           env_vars: Path | None,
-          dynamodb_endpoint: str | None, seed: Path | None, static_dir: Path | None,
+          dynamodb_endpoint: str | None, localstack: bool, dynamodb_port: int,
+          persist: Path | None, seed: Path | None, static_dir: Path | None,
           no_static: bool, endpoints_file: Path | None, idle_timeout: float,
-          max_connection_duration: float, max_concurrency: int, region: str,
+          max_connection_duration: float, worker_idle_timeout: float, max_concurrency: int,
+          region: str,
           stack_name: str, state_dir: Path | None, prewarm: bool, management_transport: str,
           verbose: bool) -> None:
     """Serve the template's APIs until Ctrl-C."""
@@ -164,9 +191,11 @@ def start(templates: tuple[Path, ...], host: str, port: int, ws_port: int, stage
     config = Config(
         templates=list(templates), host=host, port=port, ws_port=ws_port, stage=stage,
         parameter_overrides=parameters, env_vars=env,
-        dynamodb_endpoint=dynamodb_endpoint, seed=seed, static_dir=static_dir,
+        dynamodb_endpoint=dynamodb_endpoint, localstack=localstack,
+        dynamodb_port=dynamodb_port, persist=persist, seed=seed, static_dir=static_dir,
         serve_static=not no_static, endpoints_file=endpoints_file, idle_timeout=idle_timeout,
         max_connection_duration=max_connection_duration, max_concurrency=max_concurrency,
+        worker_idle_timeout=worker_idle_timeout,
         region=region, stack_name=stack_name, state_dir=state_dir, prewarm=prewarm,
         management_transport=management_transport,
     )
@@ -183,6 +212,7 @@ def _loop_factory():  # type: ignore[no-untyped-def]
 
 
 async def _run(config: Config) -> None:
+    from .backend import BackendError
     from .intrinsics import TemplateError
 
     emulator = Emulator(config)
@@ -191,6 +221,9 @@ async def _run(config: Config) -> None:
     except TemplateError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)
+    except BackendError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(1)
     except PortInUse as err:
         click.echo(f"error: cannot listen on {err.host}:{err.port}: the port is in use "
                    f"({err.reason}); choose another with "
@@ -214,11 +247,19 @@ async def _run(config: Config) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    # Ctrl-C, or a backend that cannot be kept alive (backend.py says why).
+    waiters = [asyncio.ensure_future(stop.wait()),
+               asyncio.ensure_future(emulator.backend.failed.wait())]
     try:
-        await stop.wait()
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for waiter in waiters:
+            waiter.cancel()
         click.echo("stopping…", err=True)
         await emulator.stop()
+    if emulator.backend.failed.is_set():
+        click.echo(f"error: {emulator.backend.failure}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,8 @@
-"""DynamoDB for the local stack: an embedded moto server, table provisioning, seeding, TTL.
+"""DynamoDB tables for the local stack: provisioning, seeding, TTL.
 
-- `EmbeddedDynamoDB` runs moto's server in its own process (so its threads never compete
-  with the gateway's event loop for the GIL) on 127.0.0.1 and a free port. The child
-  watches its stdin: when the parent closes it (stop) or dies (even by SIGKILL), the
-  child exits, so no server outlives the emulator. It runs in its own session, so a Ctrl-C
-  in the terminal reaches only the parent, which then stops it.
+(The embedded moto server that usually serves them is `moto_server.EmbeddedMoto`, also
+exported here as `EmbeddedDynamoDB`.)
+
 - `provision_tables` creates the template's tables on any endpoint (moto, DynamoDB Local,
   LocalStack, AWS) when missing, waits until they are ACTIVE and enables TTL.
 - `seed` loads items from a JSON file keyed by table logical id.
@@ -19,12 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -35,149 +28,12 @@ from boto3.dynamodb.conditions import Attr
 from botocore.exceptions import ClientError
 
 from .model import Application, Table
+from .moto_server import LOCAL_CREDENTIALS
+from .moto_server import EmbeddedMoto as EmbeddedDynamoDB
 
-__all__ = ["EmbeddedDynamoDB", "TtlSweeper", "provision_tables", "seed"]
+__all__ = ["LOCAL_CREDENTIALS", "EmbeddedDynamoDB", "TtlSweeper", "provision_tables", "seed"]
 
 log = logging.getLogger(__name__)
-
-# The child: moto's server on a free port; it reports the port and lives until stdin closes
-# (the parent stopped us, or died).
-_CHILD = """
-import sys
-from apigw_local.dynamodb import serve_moto
-serve_moto(sys.argv[1], int(sys.argv[2]))
-"""
-
-
-def serve_moto(host: str, port: int) -> None:
-    """Run moto's server in this process (the embedded DynamoDB's child process).
-
-    DynamoDB isolates each request, and TransactWriteItems with its conditions is atomic;
-    moto's backend takes no locks, so two threads can both pass a condition. The server keeps
-    its threads (HTTP/1.1 keep-alive needs them) but lets one request at a time into moto.
-    """
-    import threading
-
-    from moto.server import DomainDispatcherApplication, create_backend_app
-    from werkzeug.serving import WSGIRequestHandler, make_server
-
-    moto_app = DomainDispatcherApplication(create_backend_app)
-    one_at_a_time = threading.Lock()
-
-    def app(environ: Any, start_response: Any) -> Any:
-        with one_at_a_time:
-            return list(moto_app(environ, start_response))
-
-    class QuietHandler(WSGIRequestHandler):
-        def log_request(self, *args: Any, **kwargs: Any) -> None:  # one line per request: noise
-            pass
-
-    server = make_server(host, port, app, threaded=True, request_handler=QuietHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(server.server_address[1], flush=True)
-    try:
-        sys.stdin.read()
-    finally:
-        os._exit(0)
-
-
-LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-
-
-class EmbeddedDynamoDB:
-    """A moto server in a child process. Use `with`, `async with`, or start()/stop()."""
-
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0,
-                 python: str = sys.executable, startup_timeout: float = 30.0) -> None:
-        self.host = host
-        self.port = port
-        self.python = python
-        self.startup_timeout = startup_timeout
-        self.process: subprocess.Popen[str] | None = None
-
-    @property
-    def endpoint_url(self) -> str:
-        if self.process is None:
-            raise RuntimeError("the embedded DynamoDB is not running")
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> str:
-        """Start the server and wait until it answers; returns `endpoint_url`."""
-        if self.process is not None:
-            return self.endpoint_url
-        self.process = subprocess.Popen(
-            [self.python, "-c", _CHILD, self.host, str(self.port)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        try:
-            assert self.process.stdout is not None
-            line = _readline(self.process.stdout, self.startup_timeout)
-            if not line.strip().isdigit():
-                raise RuntimeError(f"moto server did not start (said {line!r})")
-            self.port = int(line)
-            self._wait_until_answering()
-        except BaseException:
-            self.stop()
-            raise
-        return self.endpoint_url
-
-    def _wait_until_answering(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        url = f"http://{self.host}:{self.port}/moto-api/"
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=2):
-                    return
-            except urllib.error.HTTPError:
-                return  # it answered
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"moto server on {url} does not answer") from None
-                time.sleep(0.05)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the server and wait for its process. Safe to call twice."""
-        process, self.process = self.process, None
-        if process is None:
-            return
-        with contextlib.suppress(OSError):
-            assert process.stdin is not None
-            process.stdin.close()  # the child exits at EOF
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
-
-    def __enter__(self) -> EmbeddedDynamoDB:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> EmbeddedDynamoDB:
-        await asyncio.to_thread(self.start)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.to_thread(self.stop)
-
-
-def _readline(stream: Any, timeout: float) -> str:
-    """One line from a pipe, or a RuntimeError after `timeout` seconds."""
-    import selectors
-
-    with selectors.DefaultSelector() as selector:
-        selector.register(stream, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            raise RuntimeError(f"moto server did not start within {timeout} s")
-    return stream.readline()
 
 
 def _client(endpoint_url: str | None, region: str, credentials: Mapping[str, str] | None):
@@ -245,9 +101,12 @@ def seed(
     *,
     region: str | None = None,
     credentials: Mapping[str, str] | None = None,
+    only: Iterable[str] | None = None,
 ) -> dict[str, int]:
     """Put the items of `seed_file` (`{"TableLogicalId": [items…]}`); returns counts.
 
+    `only`: the logical ids of the tables to seed (the ones just created, so a seed never
+    overwrites data kept from an earlier run); None seeds every table in the file.
     Items are plain JSON: integers stay integers, other numbers become `Decimal`, as the
     boto3 resource needs them.
     """
@@ -266,9 +125,12 @@ def seed(
         **(credentials or {}),
     )
     counts = {}
+    wanted = None if only is None else set(only)
     for logical_id, items in data.items():
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise ValueError(f"{seed_file}: {logical_id} must be a list of objects")
+        if wanted is not None and logical_id not in wanted:
+            continue
         table = resource.Table(app.tables[logical_id].name)
         with table.batch_writer() as batch:
             for item in items:

@@ -1,9 +1,13 @@
-"""The whole local stack, orchestrated: template → DynamoDB → TLS → workers → both ports.
+"""The whole local stack, assembled: template → DynamoDB → TLS → the gateway core → workers →
+both ports.
 
 `Emulator.start()` binds both ports first (so port 0 works: the actual WebSocket port is known
 before the template is read and its `execute-api` hosts are rewritten to `localhost:{port}`),
 then loads the application, brings up DynamoDB (embedded moto or a given endpoint), creates
-and seeds the tables, makes the local TLS material, starts the Lambda workers and serves.
+and seeds the tables and makes the local TLS material. Then it builds, in the order the data
+flows back: the connection registry and the Management API core (`gateway/`), the runtime
+whose workers post to that core in one hop, the integrations, and the two ports around them.
+Nothing is built before what it needs, so nothing is bound late.
 `Emulator.stop()` undoes it in reverse: clients are closed with 1001 and their `$disconnect`s
 run (best effort, as in AWS), then sockets, workers and DynamoDB stop.
 """
@@ -15,31 +19,30 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .architecture import check_native_code
-from .connections import ConnectionRegistry
+from .gateway.connections import ConnectionRegistry
+from .gateway.management import FaultPolicy, Management
+from .gateway.observer import Observer, Observers
+from .gateway.quotas import Quotas
+from .gateway.stage import Stage
 from .model import Application
-from .quotas import Quotas
+from .runtime import channel
 from .server.http11 import HttpConnection, make_factory
 from .server.httpapi import HttpApiGateway
-from .server.invoke import Integrations, management_handler
+from .server.invoke import Integrations
 from .server.listener import Listener
-from .server.websocket import ApiService, WebSocketGateway
+from .server.websocket import WebSocketPort
 from .tls import TlsMaterial, ensure_tls
 
 log = logging.getLogger("apigw_local")
-
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-}
-
 
 @dataclass
 class Config:
@@ -50,14 +53,21 @@ class Config:
     stage: str | None = None  # default: each WebSocket API's own stage
     parameter_overrides: dict[str, str] = field(default_factory=dict)
     env_vars: dict[str, dict[str, str]] = field(default_factory=dict)  # like sam --env-vars
-    dynamodb_endpoint: str | None = None  # None: an embedded moto server
-    seed: Path | None = None
+    # The backend (see backend.py): an embedded moto server unless one of these says otherwise.
+    dynamodb_endpoint: str | None = None
+    localstack: bool = False
+    dynamodb_port: int = 0  # the embedded server's port; 0 = any free port
+    persist: Path | None = None  # the embedded DynamoDB's state survives restarts there
+    seed: Path | None = None  # put only into tables that were just created
     static_dir: Path | None = None  # None: `web/` next to the first template, if it exists
     serve_static: bool = True
     endpoints_file: Path | None = None
     idle_timeout: float | None = None
     max_connection_duration: float | None = None
     max_concurrency: int = 10
+    # Seconds an idle worker is kept warm before it is reclaimed, as Lambda reclaims idle
+    # execution environments (it does not say when; minutes in practice).
+    worker_idle_timeout: float = 300.0
     state_dir: Path | None = None  # TLS material; None: `.local/apigw-local` or a temp dir
     region: str = "us-east-1"
     account_id: str = "123456789012"
@@ -88,17 +98,24 @@ class Endpoints:
 
 
 class Emulator:
-    def __init__(self, config: Config) -> None:
+    """`observers` see every invocation and connection (`gateway/observer.py`); `fault_policy`
+    may answer Management API calls in place of the registry (`gateway/management.py`)."""
+
+    def __init__(self, config: Config, *, observers: list[Observer] | None = None,
+                 fault_policy: FaultPolicy | None = None) -> None:
         self.config = config
+        self.observers = Observers(observers)
+        self.fault_policy = fault_policy
         self.app: Application | None = None
         self.endpoints: Endpoints | None = None
         self.runtime: Any = None
         self.tls: TlsMaterial | None = None
         self.registry: ConnectionRegistry | None = None
-        self.ws_gateway: WebSocketGateway | None = None
+        self.management: Management | None = None
+        self.ws_port: WebSocketPort | None = None
         self.http_gateway: HttpApiGateway | None = None
-        self._dynamodb: Any = None
-        self._sweeper: Any = None
+        self.backend: Any = None  # backend.Backend
+        self._sockets: list[socket.socket] = []  # bound, not yet listening
         self._listeners: list[Listener] = []
         self._http_conns: set[HttpConnection] = set()
         self._ws_conns: set[HttpConnection] = set()
@@ -124,12 +141,11 @@ class Emulator:
         from .template import load_application
 
         c = self.config
-        http_listener, ws_listener = Listener(lambda: None), Listener(lambda: None)  # type: ignore[arg-type,return-value]
-        http_listener.bind(c.host, c.port)
-        self._listeners.append(http_listener)
-        ws_listener.bind(c.host, c.ws_port)
-        self._listeners.append(ws_listener)
-        http_port, ws_port = http_listener.port, ws_listener.port
+        http_sock, ws_sock = Listener.bind(c.host, c.port), None
+        self._sockets.append(http_sock)
+        ws_sock = Listener.bind(c.host, c.ws_port)
+        self._sockets.append(ws_sock)
+        http_port, ws_port = http_sock.getsockname()[1], ws_sock.getsockname()[1]
 
         app = load_application(
             c.templates,
@@ -142,81 +158,67 @@ class Emulator:
         )
         self.app = app
         check_native_code(app)
+        # Where the functions' AWS calls go (embedded moto, an endpoint, LocalStack), and the
+        # template's tables and secrets there: see backend.py.
+        from .backend import Backend
 
-        # DynamoDB: the given endpoint, or an embedded moto server in its own process.
-        extra_env: dict[str, str] = {"AWS_REGION": app.region, "AWS_DEFAULT_REGION": app.region}
-        dynamodb_url = ""
-        if c.dynamodb_endpoint:
-            dynamodb_url = c.dynamodb_endpoint
-        elif app.tables or app.secrets:
-            from .dynamodb import EmbeddedDynamoDB
-
-            self._dynamodb = EmbeddedDynamoDB()
-            dynamodb_url = await _in_thread(self._dynamodb.start)
-            extra_env.update(FAKE_CREDENTIALS)
-        if not any(k in os.environ for k in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE")):
-            # Handlers sign their @connections calls: give them something to sign with.
-            extra_env.update({k: v for k, v in FAKE_CREDENTIALS.items()
-                              if k not in extra_env})
-        if dynamodb_url:
-            extra_env["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_url
-        if app.tables and dynamodb_url:
-            from .dynamodb import LOCAL_CREDENTIALS, TtlSweeper, provision_tables, seed
-
-            creds = LOCAL_CREDENTIALS if self._dynamodb is not None else None
-            await _in_thread(provision_tables, dynamodb_url, list(app.tables.values()),
-                             region=app.region, credentials=creds)
-            if c.seed is not None:
-                await _in_thread(seed, dynamodb_url, app, c.seed, credentials=creds)
-            if self._dynamodb is not None:  # moto never expires items by TTL: sweep them
-                self._sweeper = TtlSweeper(dynamodb_url, app.tables.values(), region=app.region,
-                                           credentials=creds)
-                self._sweeper.start()
-
-        if app.secrets:
-            await self._provision_secrets(app, extra_env)
+        self.backend = Backend(app, endpoint=c.dynamodb_endpoint, localstack=c.localstack,
+                               persist=c.persist, port=c.dynamodb_port, seed=c.seed)
+        await self.backend.start()
+        extra_env: dict[str, str] = {"AWS_REGION": app.region, "AWS_DEFAULT_REGION": app.region,
+                                     **self.backend.worker_env}
+        dynamodb_url = self.backend.endpoint_url or ""
 
         # TLS for https://{domainName}/{stage}: a local CA the workers trust via AWS_CA_BUNDLE.
         state_dir = c.state_dir or self._default_state_dir()
         self.tls = await _in_thread(ensure_tls, state_dir)
         extra_env["AWS_CA_BUNDLE"] = str(self.tls.ca_bundle)
 
+        # The gateway core first: the stages, the registry and the Management API.
+        now = time.monotonic()
+        stages: list[Stage] = []
+        for api in app.websocket_apis:
+            name = c.stage or api.stage
+            if any(s.name == name for s in stages):
+                log.warning("WebSocket API %s: stage /%s is already served by another API; "
+                            "skipped", api.logical_id, name)
+                continue
+            stages.append(Stage(api, name, now))
+        quotas = self.quotas()
+        self.registry = ConnectionRegistry(quotas)
+        self.management = Management(self.registry, {s.name: s.api.api_id for s in stages},
+                                     fault_policy=self.fault_policy)
+
+        # Then the runtime, whose workers post to that core over their channel.
         from .runtime.pool import Runtime
 
         runtime_kwargs: dict[str, Any] = {
             "extra_env": extra_env, "env_overrides": c.env_vars,
-            "max_concurrency": c.max_concurrency,
+            "max_concurrency": c.max_concurrency, "idle_timeout": c.worker_idle_timeout,
         }
         if c.python:
             runtime_kwargs["python"] = c.python
         if c.management_transport.lower() != "http":
             hosts = {f"localhost:{ws_port}", f"127.0.0.1:{ws_port}", f"{c.host}:{ws_port}"}
-            extra_env["APIGW_LOCAL_MANAGEMENT_HOSTS"] = ",".join(sorted(hosts))
-            runtime_kwargs["management"] = management_handler(
-                lambda: self.ws_gateway, host="localhost", port=ws_port)
+            extra_env[channel.HOSTS_ENV] = ",".join(sorted(hosts))
+            plugins = os.environ.get(channel.PLUGINS_ENV)
+            extra_env[channel.PLUGINS_ENV] = (f"{plugins},{channel.PLUGIN}" if plugins
+                                              else channel.PLUGIN)
+            runtime_kwargs["management"] = _direct_answer(self.management)
         self.runtime = Runtime(app, **runtime_kwargs)
         await self.runtime.start(prewarm=c.prewarm)
 
-        integrations = Integrations(self.runtime, app.functions)
-        quotas = self.quotas()
-        self.registry = ConnectionRegistry(quotas)
-        services: list[ApiService] = []
-        for api in app.websocket_apis:
-            stage = c.stage or api.stage
-            if any(s.stage == stage for s in services):
-                log.warning("WebSocket API %s: stage /%s is already served by another API; "
-                            "skipped", api.logical_id, stage)
-                continue
-            services.append(ApiService(api, stage))
-        self.ws_gateway = WebSocketGateway(
-            services, integrations, self.registry,
+        # Last, the ports around them.
+        integrations = Integrations(self.runtime, app.functions, observers=self.observers)
+        self.ws_port = WebSocketPort(
+            stages, integrations, self.registry, self.management,
             domain_name=f"localhost:{ws_port}", region=app.region, account_id=app.account_id,
-            quotas=quotas,
+            quotas=quotas, observers=self.observers,
         )
         static_dir = self._static_dir()
         shown = "127.0.0.1" if c.host in ("0.0.0.0", "::", "") else c.host
         base_ws = f"ws://{shown}:{ws_port}"
-        first_stage = services[0].stage if services else (c.stage or "dev")
+        first_stage = stages[0].name if stages else (c.stage or "dev")
         endpoints = Endpoints(
             websocket=f"{base_ws}/{first_stage}",
             http=f"http://{shown}:{http_port}",
@@ -224,7 +226,7 @@ class Emulator:
             web=f"http://{shown}:{http_port}/" if static_dir else None,
             dynamodb=dynamodb_url or None,
             tables={lid: t.name for lid, t in app.tables.items()},
-            websockets={s.api.logical_id: f"{base_ws}/{s.stage}" for s in services},
+            websockets={s.api.logical_id: f"{base_ws}/{s.name}" for s in stages},
             wss=f"wss://localhost:{ws_port}/{first_stage}",
             ca_bundle=str(self.tls.ca_bundle),
         )
@@ -233,32 +235,24 @@ class Emulator:
         self.http_gateway = HttpApiGateway(
             app.http_routes, integrations, domain_name=f"localhost:{http_port}",
             account_id=app.account_id, static_dir=static_dir, endpoints_json=endpoints_json,
+            cors_configurations=app.http_cors,
+            web_origins=_web_origins(c.host, http_port) if static_dir else (),
         )
-        http_listener.protocol_factory = make_factory(self.http_gateway, self._http_conns)
-        ws_listener.protocol_factory = make_factory(self.ws_gateway, self._ws_conns)
-        ws_listener.ssl_context = self.tls.server_context
-        http_listener.ssl_context = self.tls.server_context
-        http_listener.start()
-        ws_listener.start()
+        self._sockets.clear()
+        self._listeners = [
+            Listener(http_sock, make_factory(self.http_gateway, self._http_conns),
+                     self.tls.server_context),
+            Listener(ws_sock, make_factory(self.ws_port, self._ws_conns),
+                     self.tls.server_context),
+        ]
+        for listener in self._listeners:
+            listener.start()
         if c.endpoints_file is not None:
             c.endpoints_file.parent.mkdir(parents=True, exist_ok=True)
-            c.endpoints_file.write_bytes(endpoints_json + b"\n")
+            # The file also names the backend's DynamoDB (the web client has no use for it).
+            every = {**endpoints.as_json(), "dynamodb": endpoints.dynamodb}
+            c.endpoints_file.write_text(json.dumps(every, indent=2) + "\n")
         return endpoints
-
-    async def _provision_secrets(self, app: Application, extra_env: dict[str, str]) -> None:
-        """The template's secrets, in the embedded moto server (which serves every service)."""
-        if self._dynamodb is None:
-            log.warning("secrets %s: only the embedded backend provisions them; functions "
-                        "reach Secrets Manager where AWS_ENDPOINT_URL points",
-                        ", ".join(app.secrets))
-            return
-        from .dynamodb import LOCAL_CREDENTIALS
-        from .secretsmanager import provision_secrets
-
-        url = self._dynamodb.endpoint_url
-        await _in_thread(provision_secrets, url, list(app.secrets.values()),
-                         region=app.region, credentials=LOCAL_CREDENTIALS)
-        extra_env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = url
 
     def _default_state_dir(self) -> Path:
         candidate = Path.cwd() / ".local" / "apigw-local"
@@ -281,43 +275,54 @@ class Emulator:
         return web if web.is_dir() else None
 
     async def stop(self) -> None:
-        if self.ws_gateway is not None:
+        if self.ws_port is not None:
             with contextlib.suppress(Exception):
-                await self.ws_gateway.shutdown()
+                await self.ws_port.shutdown()
         for listener in self._listeners:
             listener.close()
         self._listeners.clear()
+        for sock in self._sockets:
+            sock.close()
+        self._sockets.clear()
         for conn in list(self._http_conns) + list(self._ws_conns):
             conn.close()
         if self.runtime is not None:
             with contextlib.suppress(Exception):
                 await self.runtime.aclose()
             self.runtime = None
-        if self._sweeper is not None:
-            with contextlib.suppress(Exception):
-                await self._sweeper.stop()
-            self._sweeper = None
-        if self._dynamodb is not None:
-            with contextlib.suppress(Exception):
-                await _in_thread(self._dynamodb.stop)
-            self._dynamodb = None
+        if self.backend is not None:
+            await self.backend.stop()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
 
-    async def serve_forever(self) -> None:
-        await asyncio.Event().wait()
+
+def _direct_answer(management: Management) -> Any:
+    """The workers' channel answered by the Management API core, in one hop. The headers are
+    those the HTTP route puts on the wire (Content-Length and Connection included), so
+    botocore parses the same response either way."""
+
+    def answer(method: str, path: str, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        result = management.handle(method, path.partition("?")[0], (), body, signed=True)
+        headers = list(result.headers)
+        if result.status not in (204, 304):
+            headers.append(("Content-Length", str(len(result.body))))
+        headers.append(("Connection", "keep-alive"))
+        return result.status, headers, b"" if result.status in (204, 304) else result.body
+
+    return answer
 
 
-async def _maybe_await(value: Any) -> Any:
-    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
-        return await value
-    return value
+def _web_origins(host: str, port: int) -> tuple[str, ...]:
+    """The origins the served web client can be opened at (the loopback host's names)."""
+    hosts = ["localhost", "127.0.0.1", "[::1]"]
+    if host not in ("0.0.0.0", "::", "", *hosts, "::1"):
+        hosts.append(f"[{host}]" if ":" in host else host)
+    return tuple(f"{scheme}://{h}:{port}" for h in hosts for scheme in ("http", "https"))
 
 
 async def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    result = await asyncio.to_thread(fn, *args, **kwargs)
-    return await _maybe_await(result)
+    return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 def load_env_vars(path: Path) -> dict[str, dict[str, str]]:

@@ -1,8 +1,8 @@
 """CloudFormation intrinsic functions, resolved against a local stack.
 
-The resolver knows nothing about resource types: `template.py` hands it two callbacks, one
-for `Ref` to a resource and one for `Fn::GetAtt`, and a table of parameter values. What it
-implements follows the CloudFormation "Intrinsic function reference":
+The resolver knows nothing about resource types: the template reader (`template/reader.py`)
+hands it two callbacks, one for `Ref` to a resource and one for `Fn::GetAtt`, and a table
+of parameter values. What it implements follows the CloudFormation "Intrinsic function reference":
 
 - `Ref` (parameters, pseudo parameters, resources), `Fn::GetAtt` (both forms),
   `Fn::Sub` (string form and `[string, {vars}]` form, `${!Literal}` escapes),

@@ -1,6 +1,6 @@
 """The plain model of an application read from a SAM/CloudFormation template.
 
-`template.py` builds it; everything else (gateway, runtime, DynamoDB provisioning) reads
+`template/` builds it; everything else (gateway, runtime, DynamoDB provisioning) reads
 only this model, never the raw template. All intrinsic functions are resolved by then.
 """
 
@@ -47,6 +47,15 @@ class WebSocketRoute:
 
 
 @dataclass(frozen=True)
+class Throttle:
+    """A stage's throttling: a token bucket of `burst_limit` tokens refilled at `rate_limit`
+    per second ("Throttle API requests for better throughput" in the API Gateway guide)."""
+
+    burst_limit: int
+    rate_limit: float
+
+
+@dataclass(frozen=True)
 class WebSocketApi:
     logical_id: str
     name: str
@@ -54,6 +63,7 @@ class WebSocketApi:
     route_selection_expression: str  # e.g. "$request.body.action"
     routes: dict[str, WebSocketRoute]
     stage: str  # the Stage's StageName (resolved)
+    throttle: Throttle | None = None  # the Stage's DefaultRouteSettings; None: unthrottled
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,18 @@ class HttpRoute:
     function: str  # logical id of the Function
     api_logical_id: str  # "ServerlessHttpApi" for SAM's implicit API
     payload_format_version: str = "2.0"
+
+
+@dataclass(frozen=True)
+class Cors:
+    """An HTTP API's `CorsConfiguration` (see cors.py for how API Gateway applies it)."""
+
+    allow_origins: tuple[str, ...] = ()
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age: int | None = None
+    allow_credentials: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +117,7 @@ class Application:
     http_routes: tuple[HttpRoute, ...]
     tables: dict[str, Table]
     parameters: dict[str, str]  # resolved parameter values (NoEcho ones included)
+    http_cors: dict[str, Cors] = field(default_factory=dict)  # HTTP API logical id → its CORS
     secrets: dict[str, Secret] = field(default_factory=dict)
     region: str = "us-east-1"
     account_id: str = "123456789012"

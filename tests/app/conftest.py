@@ -1,58 +1,33 @@
-"""Fixtures for the app's tests: moto in-process, tables made from template.yaml, the four
-handlers imported under distinct names, and a recording Management API client."""
+"""Fixtures for the app's tests: DynamoDB with the template's tables (moto in-process, or the
+endpoint named by APP_TEST_ENDPOINT), the handlers wired to it and a recording Management API
+client. Helpers and constants live in app_support.py."""
 
 from __future__ import annotations
 
-import base64
-import importlib.util
 import json
 import os
-import sys
 import threading
+import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
+from app_support import (
+    ENDPOINT,
+    SECRET,
+    TABLE_ENV,
+    App,
+    FakeManagement,
+    LambdaContext,
+    http_event,
+    load_function,
+    table_definitions,
+    token,
+)
 from moto import mock_aws
-from samtranslator.yaml_helper import yaml_parse
-
-ROOT = Path(__file__).resolve().parents[2]
-LAYER = ROOT / "layers" / "shared"
-if str(LAYER) not in sys.path:
-    sys.path.insert(0, str(LAYER))  # as the emulator and Lambda (/opt/python) do
-if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))  # for `scripts`; appended so it shadows nothing
-
-from realtime import auth, fanout  # noqa: E402
-
-SECRET = "test-secret-" + "x" * 40
-DOMAIN = "abc123defg.execute-api.us-east-1.amazonaws.com"
-STAGE = "dev"
-ENDPOINT = f"https://{DOMAIN}/{STAGE}"
-TABLE_ENV = {
-    "ConnectionsTable": "CONNECTIONS_TABLE",
-    "MembershipsTable": "MEMBERSHIPS_TABLE",
-    "MessagesTable": "MESSAGES_TABLE",
-    "TransactionsTable": "TRANSACTIONS_TABLE",
-    "WeeklyIncomeTable": "WEEKLY_INCOME_TABLE",
-}
-
-
-def template() -> dict[str, Any]:
-    return yaml_parse((ROOT / "template.yaml").read_text())
-
-
-def table_definitions() -> dict[str, dict[str, Any]]:
-    return {
-        lid: r["Properties"]
-        for lid, r in template()["Resources"].items()
-        if r["Type"] == "AWS::DynamoDB::Table"
-    }
+from realtime import fanout
 
 
 @pytest.fixture(autouse=True)
@@ -67,6 +42,7 @@ def _env(monkeypatch: pytest.MonkeyPatch) -> None:
         "POWERTOOLS_METRICS_NAMESPACE": "Test",
         "AUTH_SECRET": SECRET,
         "MANAGEMENT_API_ENDPOINT": ENDPOINT,
+        "PRESENCE_WINDOW_MS": "0",  # every join announced at once; coalescing tested apart
     }.items():
         monkeypatch.setenv(name, value)
     for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
@@ -75,32 +51,77 @@ def _env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(env, "test-" + env.lower())
 
 
+@pytest.fixture(scope="session")
+def endpoint() -> Iterator[str | None]:
+    """The DynamoDB the app's tests use, from APP_TEST_ENDPOINT: unset (or `moto`): moto
+    in-process; `embedded`: apigw-local's embedded moto server, over HTTP; `localstack`:
+    LocalStack, found as localstack-client finds it; a URL: that endpoint (an external
+    `moto_server`, DynamoDB Local, ...)."""
+    choice = os.environ.get("APP_TEST_ENDPOINT", "").strip()
+    if choice in ("", "moto"):
+        yield None
+    elif choice == "embedded":
+        from apigw_local.moto_server import EmbeddedMoto
+
+        with EmbeddedMoto() as server:
+            yield server.endpoint_url
+    elif choice == "localstack":
+        from apigw_local.backend import localstack_endpoint
+
+        yield localstack_endpoint()
+    elif choice.startswith(("http://", "https://")):
+        yield choice
+    else:
+        pytest.exit(f"APP_TEST_ENDPOINT={choice!r}: expected moto, embedded, localstack or a "
+                    "URL", returncode=4)
+
+
 @pytest.fixture
-def dynamodb(monkeypatch: pytest.MonkeyPatch):
-    """moto's DynamoDB with the template's tables, created from their CloudFormation
-    properties (so tests and template cannot drift), and the token key in moto's Secrets
-    Manager, named by AUTH_SECRET_ARN as the template names it for the functions."""
-    with mock_aws():
-        secret = boto3.client("secretsmanager").create_secret(
-            Name="auth-token-key", SecretString=SECRET
-        )
-        monkeypatch.setenv("AUTH_SECRET_ARN", secret["ARN"])
-        resource = boto3.resource("dynamodb")
-        for lid, props in table_definitions().items():
-            args = {
-                k: v
-                for k, v in props.items()
-                if k
-                in (
-                    "AttributeDefinitions",
-                    "KeySchema",
-                    "GlobalSecondaryIndexes",
-                    "LocalSecondaryIndexes",
-                    "BillingMode",
-                )
-            }
-            resource.create_table(TableName=os.environ[TABLE_ENV[lid]], **args)
+def dynamodb(endpoint: str | None, monkeypatch: pytest.MonkeyPatch):
+    """DynamoDB with the template's tables, created from their CloudFormation properties (so
+    tests and template cannot drift), and the token key in Secrets Manager. On a shared
+    endpoint each test has tables and a secret of its own, deleted after it, and the handlers
+    reach it through AWS_ENDPOINT_URL as in apigw-local."""
+    if endpoint is None:
+        with mock_aws():
+            put_token_key(boto3.client("secretsmanager"), "auth-token-key", monkeypatch)
+            resource = boto3.resource("dynamodb")
+            create_tables(resource)
+            yield resource
+        return
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    suffix = uuid.uuid4().hex[:12]
+    names = {env: f"test-{env.lower()}-{suffix}" for env in TABLE_ENV.values()}
+    for env, name in names.items():
+        monkeypatch.setenv(env, name)
+    secrets = boto3.client("secretsmanager", endpoint_url=endpoint)
+    put_token_key(secrets, f"auth-token-key-{suffix}", monkeypatch)
+    resource = boto3.resource("dynamodb", endpoint_url=endpoint)
+    create_tables(resource)
+    try:
         yield resource
+    finally:
+        for name in names.values():
+            resource.Table(name).delete()
+        secrets.delete_secret(SecretId=os.environ["AUTH_SECRET_ARN"],
+                              ForceDeleteWithoutRecovery=True)
+
+
+def put_token_key(secrets, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token key in Secrets Manager, named by AUTH_SECRET_ARN as the template names it
+    for the functions."""
+    secret = secrets.create_secret(Name=name, SecretString=SECRET)
+    monkeypatch.setenv("AUTH_SECRET_ARN", secret["ARN"])
+
+
+def create_tables(resource) -> None:
+    for lid, props in table_definitions().items():
+        keep = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes",
+                "LocalSecondaryIndexes", "BillingMode")
+        args = {k: v for k, v in props.items() if k in keep}
+        resource.create_table(TableName=os.environ[TABLE_ENV[lid]], **args)
+    for env in TABLE_ENV.values():  # LocalStack creates tables asynchronously
+        resource.Table(os.environ[env]).wait_until_exists()
 
 
 @pytest.fixture
@@ -108,43 +129,6 @@ def store(dynamodb):
     from realtime.store import Store
 
     return Store.from_env(dynamodb)
-
-
-class FakeManagement:
-    """A Management API client that records posts; `gone` ids answer GoneException (410),
-    `broken` ids a 500."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, bytes]] = []
-        self.gone: set[str] = set()
-        self.broken: set[str] = set()
-        self._lock = threading.Lock()
-
-    def post_to_connection(self, ConnectionId: str, Data: bytes) -> dict:  # noqa: N803
-        for ids, code, status in (
-            (self.gone, "GoneException", 410),
-            (self.broken, "InternalServerError", 500),
-        ):
-            if ConnectionId in ids:
-                raise ClientError(
-                    {
-                        "Error": {"Code": code, "Message": code},
-                        "ResponseMetadata": {"HTTPStatusCode": status},
-                    },
-                    "PostToConnection",
-                )
-        with self._lock:
-            self.posts.append((ConnectionId, Data))
-        return {}
-
-    def frames(self, connection_id: str) -> list[dict]:
-        return [json.loads(d) for c, d in self.posts if c == connection_id]
-
-    def types(self, connection_id: str) -> list[str]:
-        return [f["type"] for f in self.frames(connection_id)]
-
-    def clear(self) -> None:
-        self.posts.clear()
 
 
 @pytest.fixture
@@ -163,158 +147,61 @@ def management(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeManagement]:
     fanout.fanout_for.cache_clear()
 
 
-def load_function(name: str, path: Path | None = None) -> Any:
-    """Import functions/<name>/app.py as module `fn_<name>` (all handlers are app.py)."""
-    path = path or ROOT / "functions" / name / "app.py"
-    module_name = f"fn_{name}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "test"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test"
-    aws_request_id: str = ""
-
-    def __post_init__(self) -> None:
-        self.aws_request_id = self.aws_request_id or str(uuid.uuid4())
-
-
-def ws_event(
-    route: str,
-    connection_id: str,
-    *,
-    body: str | None = None,
-    query: dict[str, str] | None = None,
-    binary: bool = False,
-    connected_at: int = 1764095400000,
-) -> dict:
-    """An API Gateway WebSocket event. `connected_at` (epoch ms) defaults to an instant long
-    past, so the connection counts as fully open; pass a recent one for a connecting client."""
-    event: dict[str, Any] = {
-        "requestContext": {
-            "routeKey": route,
-            "eventType": {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route, "MESSAGE"),
-            "connectionId": connection_id,
-            "domainName": DOMAIN,
-            "stage": STAGE,
-            "requestId": str(uuid.uuid4()),
-            "apiId": "abc123defg",
-            "connectedAt": connected_at,
-            "requestTimeEpoch": connected_at,
-        },
-        "isBase64Encoded": binary,
-    }
-    if route == "$connect":
-        event["queryStringParameters"] = query
-        event["headers"] = {"Host": DOMAIN}
-    if body is not None:
-        event["body"] = base64.b64encode(body.encode()).decode() if binary else body
-    return event
-
-
-def http_event(
-    method: str,
-    path: str,
-    *,
-    token: str | None = None,
-    body: Any = None,
-    query: dict[str, str] | None = None,
-    raw_body: str | None = None,
-) -> dict:
-    headers = {"content-type": "application/json", "host": "api.local"}
-    if token is not None:
-        headers["authorization"] = f"Bearer {token}"
-    from urllib.parse import urlencode
-
-    return {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": urlencode(query or {}),
-        "headers": headers,
-        "queryStringParameters": query,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "httpapi",
-            "domainName": "api.local",
-            "http": {
-                "method": method,
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "127.0.0.1",
-                "userAgent": "pytest",
-            },
-            "requestId": str(uuid.uuid4()),
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "25/Nov/2026:18:30:00 +0000",
-            "timeEpoch": 1764095400000,
-        },
-        "body": raw_body
-        if raw_body is not None
-        else (json.dumps(body) if body is not None else None),
-        "isBase64Encoded": False,
-    }
-
-
-def token(user: str = "alice", role: str = "user", **kwargs: Any) -> str:
-    return auth.issue(SECRET, user, role, **kwargs)
-
-
-class App:
-    """The three WebSocket handlers wired to moto and the fake Management API."""
-
-    def __init__(self, management: FakeManagement) -> None:
-        self.management = management
-        self.connect_fn = load_function("connect")
-        self.message_fn = load_function("message")
-        self.disconnect_fn = load_function("disconnect")
-
-    def connect(
-        self,
-        connection_id: str,
-        user: str = "alice",
-        role: str = "user",
-        room: str | None = None,
-        token_value: str | None = "",
-        connected_at: int | None = None,
-    ) -> dict:
-        query = {}
-        if token_value is not None:
-            query["token"] = token_value or token(user, role)
-        if room:
-            query["room"] = room
-        extra = {} if connected_at is None else {"connected_at": connected_at}
-        return self.connect_fn.lambda_handler(
-            ws_event("$connect", connection_id, query=query or None, **extra), LambdaContext()
-        )
-
-    def send(self, connection_id: str, frame: Any, **kwargs: Any) -> dict:
-        body = frame if isinstance(frame, str) else json.dumps(frame)
-        return self.message_fn.lambda_handler(
-            ws_event("$default", connection_id, body=body, **kwargs), LambdaContext()
-        )
-
-    def disconnect(self, connection_id: str) -> dict:
-        return self.disconnect_fn.lambda_handler(
-            ws_event("$disconnect", connection_id), LambdaContext()
-        )
-
-
 @pytest.fixture
 def app(dynamodb, management) -> App:
     return App(management)
 
 
-def table_items(dynamodb) -> dict[str, list[dict]]:
-    """Every item of every table (tests only: a Scan is fine here)."""
-    return {
-        env: sorted(dynamodb.Table(os.environ[env]).scan()["Items"], key=repr)
-        for env in TABLE_ENV.values()
-    }
+@pytest.fixture
+def serializable_moto(monkeypatch, endpoint):
+    """DynamoDB isolates a transaction from other writes and reads of its items, and
+    TransactGetItems reads them as one
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-isolation);
+    moto applies one without a lock (and rolls a cancelled one back by restoring a copy of
+    the table), so threads can interleave inside it. Give moto that isolation, so that races
+    test our code rather than moto's threading. On an endpoint, its own isolation is
+    tested: a plain moto_server has none, so the race is skipped there."""
+    if endpoint is not None:
+        if os.environ.get("APP_TEST_ENDPOINT") != "embedded" and is_moto_server(endpoint):
+            pytest.skip(f"{endpoint} is a moto_server: it applies transactions without "
+                        "DynamoDB's isolation (APP_TEST_ENDPOINT=embedded provides it)")
+        return
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
+
+    lock = threading.RLock()
+    for owner, names in (
+        (DynamoDBBackend, ("transact_write_items", "get_item", "update_item", "put_item",
+                           "delete_item", "query")),
+        (DynamoHandler, ("transact_get_items",)),
+    ):
+        for name in names:
+            original = getattr(owner, name)
+
+            def locked(self, *args, __original=original, **kwargs):
+                with lock:
+                    return __original(self, *args, **kwargs)
+
+            monkeypatch.setattr(owner, name, locked)
+
+
+def is_moto_server(endpoint: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def admin_api(dynamodb, management):
+    """call(method, path, **http_event options) → (status, JSON body), as an admin."""
+    module = load_function("verify_tx")
+
+    def call(method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        response = module.lambda_handler(
+            http_event(method, path, token=token("root", "admin"), **kwargs), LambdaContext()
+        )
+        return response["statusCode"], json.loads(response["body"])
+
+    return call

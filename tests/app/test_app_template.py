@@ -10,8 +10,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TABLE_ENV, load_function, table_definitions, template
+from app_support import ROOT, TABLE_ENV, load_function, table_definitions, template
 from realtime import income
+from realtime.models import Transaction
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
@@ -71,12 +72,16 @@ def test_sam_transform_makes_functions_roles_and_http_routes(transformed):
     body = transformed["Resources"]["HttpApi"]["Properties"]["Body"]
     assert set(body["paths"]) == {"/transactions", "/transactions/{id}/verify", "/income/weekly"}
     assert set(body["paths"]["/transactions"]) == {"get", "post"}
-    condition, cors, none = body["x-amazon-apigateway-cors"]["Fn::If"]
-    assert (condition, none) == ("HasAllowedOrigins", {"Ref": "AWS::NoValue"})
-    assert cors["allowOrigins"] == {
-        "Fn::Split": [",", "http://localhost:3000,http://127.0.0.1:3000"]  # the default
-    }
-    assert "authorization" in cors["allowHeaders"]
+    # The hosted web client's origin, plus AllowedOrigins when there are any.
+    condition, cors, hosted_only = body["x-amazon-apigateway-cors"]["Fn::If"]
+    assert condition == "HasAllowedOrigins"
+    assert cors["allowOrigins"] == {"Fn::Split": [",", {"Fn::Sub": (
+        "https://${WebDistribution.DomainName},http://localhost:3000,http://127.0.0.1:3000"
+    )}]}
+    assert hosted_only["allowOrigins"] == [{"Fn::Sub": "https://${WebDistribution.DomainName}"}]
+    for config in (cors, hosted_only):
+        # idempotency-key: POST /transactions honours it (docs/protocol.md).
+        assert config["allowHeaders"] == ["authorization", "content-type", "idempotency-key"]
 
 
 @pytest.mark.parametrize(
@@ -181,20 +186,30 @@ def test_each_function_gets_exactly_what_it_calls(transformed):
             ("dynamodb:PutItem", "MembershipsTable"),
             READ_SECRET,
         },
-        # get_connection; join/leave/is_member; send/history; subscribe's weekly totals.
+        # get_connection and its send sequence (UpdateItem); join/leave/is_member and the
+        # presence window; send (a retry reads its claim: GetItem)/history; subscribe's
+        # income snapshot (TransactGetItems: GetItem).
         "MessageFunction": FANOUT | {
             ("dynamodb:GetItem", "ConnectionsTable"),
+            ("dynamodb:UpdateItem", "ConnectionsTable"),
             ("dynamodb:GetItem", "MembershipsTable"),
             ("dynamodb:PutItem", "MembershipsTable"),
+            ("dynamodb:GetItem", "MessagesTable"),
             ("dynamodb:PutItem", "MessagesTable"),
             ("dynamodb:Query", "MessagesTable"),
-            ("dynamodb:Query", "WeeklyIncomeTable"),
+            ("dynamodb:GetItem", "WeeklyIncomeTable"),
         },
         # get_connection, remove_connection, tell its rooms.
         "DisconnectFunction": FANOUT | {("dynamodb:GetItem", "ConnectionsTable")},
-        # create/get/list; verify is TransactWriteItems of two UpdateItems; weekly totals;
-        # the dashboard push; the admin token.
+        # create/get/list; verify is TransactWriteItems of three UpdateItems; weekly totals
+        # and the income snapshot (TransactGetItems); the dashboard push; the admin token;
+        # Powertools idempotency's records.
         "VerifyTxFunction": FANOUT | {
+            ("dynamodb:GetItem", "IdempotencyTable"),
+            ("dynamodb:PutItem", "IdempotencyTable"),
+            ("dynamodb:UpdateItem", "IdempotencyTable"),
+            ("dynamodb:DeleteItem", "IdempotencyTable"),
+            ("dynamodb:GetItem", "WeeklyIncomeTable"),
             ("dynamodb:PutItem", "TransactionsTable"),
             ("dynamodb:GetItem", "TransactionsTable"),
             ("dynamodb:UpdateItem", "TransactionsTable"),
@@ -301,6 +316,28 @@ def test_alarms_watch_errors_throttles_failed_posts_and_tables():
     assert posts["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
 
 
+def test_the_web_client_is_private_in_s3_and_served_by_cloudfront_alone():
+    resources = template()["Resources"]
+    bucket = resources["WebBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    distribution = resources["WebDistribution"]["Properties"]["DistributionConfig"]
+    [origin] = distribution["Origins"]
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["WebOriginAccessControl", "Id"]}
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+    assert distribution["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "redirect-to-https"
+    oac = resources["WebOriginAccessControl"]["Properties"]["OriginAccessControlConfig"]
+    assert (oac["SigningBehavior"], oac["SigningProtocol"]) == ("always", "sigv4")
+    read, tls = resources["WebBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert read["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert read["Action"] == "s3:GetObject"
+    assert read["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"].endswith(
+        ":distribution/${WebDistribution}")
+    assert (tls["Effect"], tls["Condition"]) == (
+        "Deny", {"Bool": {"aws:SecureTransport": "false"}})
+    assert set(template()["Outputs"]) >= {"WebUrl", "WebBucketName", "WebDistributionId"}
+
+
 def test_arns_name_the_partition():
     text = (ROOT / "template.yaml").read_text()
     assert "arn:aws:" not in text
@@ -356,7 +393,8 @@ def test_tables_are_on_demand_with_ttl_where_ephemeral():
     assert set(tables) == set(TABLE_ENV)
     assert all(t["BillingMode"] == "PAY_PER_REQUEST" for t in tables.values())
     ttl = {lid for lid, t in tables.items() if t.get("TimeToLiveSpecification", {}).get("Enabled")}
-    assert ttl == {"ConnectionsTable", "MembershipsTable", "MessagesTable"}
+    assert ttl == {"ConnectionsTable", "MembershipsTable", "MessagesTable", "IdempotencyTable"}
+    assert tables["IdempotencyTable"]["TimeToLiveSpecification"]["AttributeName"] == "expiration"
     memberships = tables["MembershipsTable"]
     assert [k["AttributeName"] for k in memberships["KeySchema"]] == ["target", "connectionId"]
     assert memberships["GlobalSecondaryIndexes"][0]["IndexName"] == "byConnection"
@@ -409,7 +447,7 @@ def test_seed_is_consistent(store, today):
             s = sums.setdefault(t["week"], [0, 0])
             s[0] += t["amount"]
             s[1] += 1
-        store.put_transaction(t)
+        store.put_transaction(Transaction.model_validate(t))
     assert len({t["week"] for t in seed["TransactionsTable"]}) >= 3
     assert any(t["status"] == "pending" for t in seed["TransactionsTable"])
     assert {w["week"]: [w["total"], w["count"]] for w in seed["WeeklyIncomeTable"]} == sums

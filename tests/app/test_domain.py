@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import jwt
 import pytest
+from app_support import SECRET
 from botocore.stub import Stubber
-from conftest import SECRET
 from realtime import auth, fanout, ids, income
 from realtime.models import JoinedFrame, MessageFrame
 from realtime.store import InvalidCursor, decode_cursor, encode_cursor, room_target

@@ -6,8 +6,8 @@ import json
 
 import boto3
 import pytest
-from botocore.stub import Stubber
-from conftest import ROOT, SECRET, LambdaContext, http_event, load_function
+from app_support import ROOT, SECRET, LambdaContext, http_event, load_function
+from botocore.stub import ANY, Stubber
 from realtime import auth
 
 from scripts import token as token_script
@@ -134,3 +134,62 @@ def test_dev_token_function(dynamodb):
     for bad in ({"user": "bad name"}, {"user": "x", "role": "root"}, {}, {"user": "x" * 65}):
         status, body = call(bad)
         assert (status, body["code"]) == (400, "invalid_request")
+
+
+def test_web_publish_uploads_the_client_and_its_config_then_invalidates(tmp_path, capsys):
+    from moto import mock_aws
+
+    from scripts import web_publish
+
+    web = tmp_path / "web"
+    (web / "js").mkdir(parents=True)
+    (web / "node_modules" / "chart.js" / "dist").mkdir(parents=True)
+    (web / "index.html").write_text(
+        '<script src="node_modules/chart.js/dist/chart.umd.js"></script>'
+        '<script type="module" src="js/app.js"></script>'
+    )
+    (web / "js" / "app.js").write_text("export {};")
+    (web / "node_modules" / "chart.js" / "dist" / "chart.umd.js").write_text("/* chart */")
+    (web / "node_modules" / "chart.js" / "package.json").write_text("{}")
+    (web / "package.json").write_text("{}")
+    (web / "config.json").write_text('{"websocketUrl": "ws://127.0.0.1:3001/dev"}')
+    outputs = [
+        {"OutputKey": "WebSocketUrl", "OutputValue": "wss://a.example/dev"},
+        {"OutputKey": "HttpApiUrl", "OutputValue": "https://b.example"},
+        {"OutputKey": "WebBucketName", "OutputValue": "web-bucket"},
+        {"OutputKey": "WebDistributionId", "OutputValue": "E123"},
+        {"OutputKey": "WebUrl", "OutputValue": "https://d111.cloudfront.net/"},
+    ]
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="web-bucket")
+        s3.put_object(Bucket="web-bucket", Key="old.js", Body=b"stale")
+        cloudformation = boto3.client("cloudformation", region_name="us-east-1")
+        cloudfront = boto3.client("cloudfront", region_name="us-east-1")
+        clients = {"cloudformation": cloudformation, "s3": s3, "cloudfront": cloudfront}
+        with Stubber(cloudformation) as cfn, Stubber(cloudfront) as cf:
+            for _ in range(2):
+                cfn.add_response("describe_stacks", describe_stacks_answer("app", outputs),
+                                 {"StackName": "app"})
+            cf.add_response(
+                "create_invalidation",
+                {"Invalidation": {"Id": "I1", "Status": "InProgress",
+                                  "CreateTime": "2026-11-25T00:00:00Z",
+                                  "InvalidationBatch": {"Paths": {"Quantity": 1,
+                                                                  "Items": ["/*"]},
+                                                        "CallerReference": "x"}}},
+                {"DistributionId": "E123", "InvalidationBatch": ANY},
+            )
+            args = ["--stack", "app", "--web", str(web)]
+            assert web_publish.main(args, clients) == 0
+            keys = {o["Key"] for o in s3.list_objects_v2(Bucket="web-bucket")["Contents"]}
+            assert keys == {"index.html", "js/app.js", "node_modules/chart.js/dist/chart.umd.js",
+                            "config.json"}
+            config = s3.get_object(Bucket="web-bucket", Key="config.json")
+            assert json.loads(config["Body"].read()) == {
+                "websocketUrl": "wss://a.example/dev", "httpApiUrl": "https://b.example"}
+            script = s3.get_object(Bucket="web-bucket", Key="js/app.js")
+            assert script["ContentType"] == "application/javascript; charset=utf-8"
+            assert "https://d111.cloudfront.net/" in capsys.readouterr().out
+            assert web_publish.main([*args, "--empty"], clients) == 0
+            assert "Contents" not in s3.list_objects_v2(Bucket="web-bucket")

@@ -7,8 +7,9 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import LambdaContext, http_event, load_function, token
+from app_support import LambdaContext, http_event, load_function, token
 from realtime import clock, income
+from realtime.models import Transaction
 from realtime.store import channel_target
 
 ADMIN = token("root", "admin")
@@ -172,7 +173,7 @@ def test_verify_flips_status_adds_to_week_and_pushes_to_dashboards(api, app, sto
         api.management.endpoints[-1] == "https://abc123defg.execute-api.us-east-1.amazonaws.com/dev"
     )
     stored = store.get_transaction(t["id"])
-    assert stored["status"] == "verified"
+    assert stored.status == "verified" and stored.verified_by == "root"
 
 
 def test_a_repeat_verify_is_409_and_counted_once(api, store):
@@ -181,25 +182,6 @@ def test_a_repeat_verify_is_409_and_counted_once(api, store):
     status, body = api("POST", f"/transactions/{t['id']}/verify")
     assert (status, body["code"]) == (409, "already_verified")
     assert store.week_totals(t["week"], t["week"]) == {t["week"]: (700, 1)}
-
-
-@pytest.fixture
-def serializable_moto(monkeypatch):
-    """DynamoDB isolates a transaction from other writes and reads of its items
-    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-isolation);
-    moto applies one without a lock, so threads can interleave inside it. Give moto that
-    isolation, so that the race below tests our code rather than moto's threading."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    for name in ("transact_write_items", "get_item", "update_item", "put_item"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(self, *args, __original=original, **kwargs):
-            with lock:
-                return __original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
 
 
 def test_concurrent_verifies_count_once(api, store, serializable_moto):
@@ -244,7 +226,7 @@ def test_the_condition_refuses_a_stale_pending_read(api, store):
     with pytest.raises(AlreadyVerified):
         store.verify_transaction(stale, by="second", at="2026-11-25T00:00:01.000Z")
     assert store.week_totals(t["week"], t["week"]) == {t["week"]: (300, 1)}
-    assert store.get_transaction(t["id"])["verifiedBy"] == "first"
+    assert store.get_transaction(t["id"]).verified_by == "first"
 
 
 def test_verify_unknown_id_is_404(api, store):
@@ -255,9 +237,11 @@ def test_verify_unknown_id_is_404(api, store):
     from realtime.store import NotFound
 
     with pytest.raises(NotFound):
-        store.verify_transaction(
-            {"id": "ghost", "amount": 1, "week": "2026-W48"}, by="x", at="2026-11-25T00:00:00.000Z"
+        ghost = Transaction(
+            id="ghost", amount=1, description="-", status="pending",
+            created_at="2026-11-25T00:00:00.000Z", week="2026-W48",
         )
+        store.verify_transaction(ghost, by="x", at="2026-11-25T00:00:00.000Z")
     assert store.week_totals("2026-W48", "2026-W48") == {}
 
 

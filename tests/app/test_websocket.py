@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from conftest import ENDPOINT, SECRET, table_items, token
+from app_support import ENDPOINT, SECRET, table_items, token
 from realtime import auth, clock
 from realtime.store import channel_target, room_target
 
@@ -192,7 +192,7 @@ def test_send_stores_and_broadcasts_to_the_room_only(app, store):
     assert message["sentAt"].endswith("Z") and len(message["id"]) == 26
     assert app.management.frames("c3") == []  # room isolation
     items, _ = store.latest_messages("general", 10)
-    assert [i["id"] for i in items] == [message["id"]]
+    assert [i.id for i in items] == [message["id"]]
     assert store.latest_messages("random", 10) == ([], None)
 
 

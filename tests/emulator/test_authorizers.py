@@ -1,7 +1,7 @@
-from apigw_local import authorizers
-from apigw_local.events import HandshakeRequest
+from apigw_local.gateway import authorizers
+from apigw_local.gateway.events import HandshakeRequest
+from apigw_local.gateway.invocation import FunctionError, Invocation
 from apigw_local.model import Authorizer
-from apigw_local.runtime.invocation import FunctionError, Invocation
 
 AUTH = Authorizer("A", "a", "AuthFn", ("route.request.querystring.token",
                                        "route.request.header.X-Key"))
@@ -39,8 +39,8 @@ def test_deny_is_403_and_errors_are_500_or_401():
 
 
 def test_request_event_shape():
-    from apigw_local import events
-    from apigw_local.events import ConnectionInfo
+    from apigw_local.gateway import events
+    from apigw_local.gateway.events import ConnectionInfo
 
     info = ConnectionInfo("AbCdEfGhIjKlMnO=", "abcdefghij", "dev", "localhost:3001",
                           "127.0.0.1", "ua", 0)

@@ -2,8 +2,9 @@
 
 import pytest
 
-from apigw_local.connections import ConnectionRegistry, ManagementError, State, new_connection_info
-from apigw_local.quotas import Quotas
+from apigw_local.gateway.connections import ConnectionRegistry, ManagementError, State
+from apigw_local.gateway.events import ConnectionInfo
+from apigw_local.gateway.quotas import Quotas
 
 
 class FakeTransport:
@@ -12,14 +13,16 @@ class FakeTransport:
 
     def send_text(self, data):
         self.sent.append(data)
+        return True
 
     def close(self, code, reason):
         self.closed = (code, reason)
 
 
 def make(registry):
-    info = new_connection_info(registry, api_id="a", stage="dev", domain_name="localhost:1",
-                               source_ip="10.0.0.1", user_agent="ua")
+    info = ConnectionInfo(connection_id=registry.new_id(), api_id="a", stage="dev",
+                          domain_name="localhost:1", source_ip="10.0.0.1", user_agent="ua",
+                          connected_at=1_700_000_000_000)
     t = FakeTransport()
     return registry.add(info, t), t
 
@@ -43,7 +46,9 @@ def test_posting_during_connect_is_gone_then_works_once_open():
 def test_unknown_closed_and_malformed_ids():
     reg = ConnectionRegistry()
     assert error_of(reg.post, "AAAAAAAAAAAAAAA=", b"x") == (410, "GoneException")
-    assert error_of(reg.describe, "bad id", ) == (400, "BadRequestException")
+    # "The connectionID isn't valid" is a cause of 410 GoneException (AWS knowledge center).
+    assert error_of(reg.describe, "bad id", ) == (410, "GoneException")
+    assert error_of(reg.post, "x" * 300, b"x") == (410, "GoneException")
     conn, _ = make(reg)
     reg.open(conn.id)
     reg.remove(conn.id, 1000, "bye")

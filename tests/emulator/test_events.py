@@ -11,8 +11,8 @@ from aws_lambda_powertools.utilities.parser.models import (
     APIGatewayWebSocketMessageEventModel,
 )
 
-from apigw_local import events
-from apigw_local.events import ConnectionInfo, HandshakeRequest, HttpRequestInfo
+from apigw_local.gateway import events
+from apigw_local.gateway.events import ConnectionInfo, HandshakeRequest, HttpRequestInfo
 
 T = 1795631400000  # 2026-11-25T18:30:00Z
 

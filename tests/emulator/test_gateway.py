@@ -15,14 +15,16 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from apigw_local.connections import ConnectionRegistry
+from apigw_local.gateway.connections import ConnectionRegistry
+from apigw_local.gateway.invocation import FunctionError, Invocation
+from apigw_local.gateway.management import Management
+from apigw_local.gateway.quotas import Quotas
+from apigw_local.gateway.stage import Stage
 from apigw_local.model import Authorizer, Function, WebSocketApi, WebSocketRoute
-from apigw_local.quotas import Quotas
-from apigw_local.runtime.invocation import FunctionError, Invocation
 from apigw_local.server.http11 import make_factory
 from apigw_local.server.invoke import Integrations
 from apigw_local.server.listener import Listener
-from apigw_local.server.websocket import ApiService, WebSocketGateway
+from apigw_local.server.websocket import WebSocketPort
 from apigw_local.tls import ensure_tls
 
 
@@ -74,14 +76,15 @@ async def make_harness(handlers, routes, quotas=None, tmp_path=None, stage="dev"
     functions = {name: Function(name, name, tmp_path, "app.h", "python3.13", timeout=3)
                  for name in handlers}
     registry = ConnectionRegistry(quotas)
-    listener = Listener(lambda: None)
-    listener.bind("127.0.0.1", 0)
-    gateway = WebSocketGateway([ApiService(api, stage)], Integrations(invoker, functions),
-                               registry, domain_name=f"localhost:{listener.port}",
-                               region="us-east-1", account_id="123456789012", quotas=quotas)
+    sock = Listener.bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    stages = [Stage(api, stage, time.monotonic())]
+    management = Management(registry, {stage: api.api_id})
+    gateway = WebSocketPort(stages, Integrations(invoker, functions), registry, management,
+                            domain_name=f"localhost:{port}", region="us-east-1",
+                            account_id="123456789012", quotas=quotas)
     tls = ensure_tls(tmp_path / "state")
-    listener.protocol_factory = make_factory(gateway, set())
-    listener.ssl_context = tls.server_context
+    listener = Listener(sock, make_factory(gateway, set()), tls.server_context)
     listener.start()
     return Harness(gateway, listener, invoker, tls)
 
@@ -129,8 +132,18 @@ async def wait_for(predicate, timeout=3.0):
         await asyncio.sleep(0.01)
 
 
-def http(method, url, data=None, context=None):
-    req = urllib.request.Request(url, data=data, method=method)
+def http(method, url, data=None, context=None, sign=True):
+    """One request, SigV4-signed with botocore's signer as every SDK and the AWS CLI sign."""
+    headers = {}
+    if sign:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        aws = AWSRequest(method=method, url=url, data=data)
+        SigV4Auth(Credentials("AKIDEXAMPLE", "secret"), "execute-api", "us-east-1").add_auth(aws)
+        headers = dict(aws.headers.items())
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=5, context=context) as r:
             return r.status, dict(r.headers), r.read()
@@ -378,3 +391,25 @@ async def test_shutdown_closes_1001_and_runs_disconnect(gw):
         await asyncio.wait_for(ws.recv(), 3)
     assert ws.close_code == 1001
     assert gw.events("Disconnect")[0]["requestContext"]["disconnectStatusCode"] == 1001
+
+
+async def test_unsigned_management_requests_are_refused_as_aws_does(gw):
+    async with websockets.connect(gw.url) as ws:
+        await ws.send("who")
+        await ws.recv()
+        cid = gw.events("Echo")[0]["requestContext"]["connectionId"]
+        url = f"{gw.base}/@connections/{cid}"
+        status, headers, body = await asyncio.to_thread(http, "POST", url, b"forged", None,
+                                                        False)
+        assert status == 403
+        assert headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+        assert json.loads(body) == {"message": "Missing Authentication Token"}
+        req = urllib.request.Request(url, data=b"forged", method="POST",
+                                     headers={"Authorization": "Bearer nope"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            await asyncio.to_thread(urllib.request.urlopen, req, timeout=5)
+        assert err.value.code == 403
+        assert err.value.headers["x-amzn-ErrorType"] == "IncompleteSignatureException"
+        # Nothing reached the client; a signed post still does.
+        assert (await asyncio.to_thread(http, "POST", url, b"signed"))[0] == 200
+        assert await ws.recv() == "signed"

@@ -173,3 +173,34 @@ def test_error_response_shape():
     r = error_response(413)
     assert isinstance(r, Response) and r.close
     assert json.loads(r.body) == {"message": "Request Entity Too Large"}
+
+
+async def test_idle_and_stalled_connections_are_not_held():
+    def quick() -> HttpConnection:
+        conn = HttpConnection(App())
+        conn.idle_timeout = 0.3
+        return conn
+
+    srv = await asyncio.get_running_loop().create_server(quick, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        # A keep-alive connection that goes quiet after its answer is closed.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request())
+        assert (await read_response(reader))[0] == 200
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        writer.close()
+        # A head that stops arriving midway is answered 408, then closed.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\nX-Half: ")
+        status, headers, _ = await read_response(reader)
+        assert (status, headers["connection"]) == (408, "close")
+        writer.close()
+        # So is a body that stops short of its Content-Length.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+        assert (await read_response(reader))[0] == 408
+        writer.close()
+    finally:
+        srv.close()
+        await srv.wait_closed()

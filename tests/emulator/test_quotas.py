@@ -1,4 +1,4 @@
-from apigw_local.quotas import DEFAULT_QUOTAS, Quotas
+from apigw_local.gateway.quotas import DEFAULT_QUOTAS, Quotas
 
 
 def test_aws_defaults():

@@ -2,8 +2,8 @@
 
 import pytest
 
+from apigw_local.gateway.routing import HttpRouter, RouteSelectionError, WebSocketRouter, body_path
 from apigw_local.model import HttpRoute, WebSocketApi, WebSocketRoute
-from apigw_local.routing import HttpRouter, RouteSelectionError, WebSocketRouter, body_path
 
 
 def ws_api(keys, expression="$request.body.action"):

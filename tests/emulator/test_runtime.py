@@ -229,3 +229,37 @@ async def test_unknown_function_is_a_key_error(runtime):
     with pytest.raises(KeyError):
         await runtime.invoke("Nope", {})
 
+
+
+async def test_idle_workers_are_reclaimed_after_the_idle_timeout(app):
+    async with Runtime(app, max_concurrency=3, idle_timeout=0.5) as rt:
+        results = await asyncio.gather(
+            *(rt.invoke("SlowPid", {"seconds": 0.2}) for _ in range(3)))
+        pids = {r.payload for r in results}
+        assert len(pids) == 3 and rt.worker_count("SlowPid") == 3
+        deadline = time.monotonic() + 10
+        while rt.worker_count("SlowPid") and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert rt.worker_count("SlowPid") == 0
+        await asyncio.sleep(0.2)  # reaped in the background
+        assert all(_gone(pid) for pid in pids)
+        again = await rt.invoke("SlowPid", {"seconds": 0})
+        assert again.ok and again.payload not in pids  # a cold start, as after Lambda's
+
+
+async def test_busy_workers_are_not_reclaimed(app):
+    async with Runtime(app, idle_timeout=0.3) as rt:
+        inv = await rt.invoke("SlowPid", {"seconds": 1.0})
+        assert inv.ok and rt.worker_count("SlowPid") == 1
+
+
+async def test_recycle_replaces_the_workers_of_a_function(app):
+    async with Runtime(app, max_concurrency=2) as rt:
+        before = (await rt.invoke("Pid", {})).payload
+        busy = asyncio.create_task(rt.invoke("SlowPid", {"seconds": 0.5}))
+        await asyncio.sleep(0.2)
+        rt.recycle("Pid")
+        rt.recycle("SlowPid")
+        slow_pid = (await busy).payload  # the busy one finishes its invocation...
+        assert (await rt.invoke("Pid", {})).payload != before
+        assert (await rt.invoke("SlowPid", {"seconds": 0})).payload != slow_pid  # ...then goes

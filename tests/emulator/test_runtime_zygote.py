@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from apigw_local.runtime import Runtime
-from apigw_local.runtime import pool as pool_module
+from apigw_local.runtime import process as process_module
 from apigw_local.template import load_application
 
 HANDLER = '''
@@ -107,7 +107,7 @@ async def test_without_the_fork_server_workers_start_fresh(tmp_path):
 async def test_queued_cold_starts_do_not_count_against_the_init_timeout(tmp_path, monkeypatch):
     # Eight cold starts, one initialising at a time, 0.3 s each: 2.4 s in all, more than the
     # (lowered) 2 s init limit, yet each worker's own init is well within it.
-    monkeypatch.setattr(pool_module, "INIT_TIMEOUT", 2.0)
+    monkeypatch.setattr(process_module, "INIT_TIMEOUT", 2.0)
     runtime = Runtime(_app(tmp_path, init_sleep=0.3), max_initialising=1)
     try:
         results = await asyncio.gather(*(runtime.invoke("A", {}) for _ in range(8)))

@@ -399,3 +399,35 @@ def test_websocket_api_without_stage_serves_default(tmp_path, caplog):
     assert app.websocket_apis[0].stage == "$default"
     assert app.websocket_apis[0].route_selection_expression == "$request.body.op"
     assert app.websocket_apis[0].routes == {}
+
+
+STAGE_WITH_SETTINGS = """
+    Resources:
+      Api:
+        Type: AWS::ApiGatewayV2::Api
+        Properties: {{ProtocolType: WEBSOCKET}}
+      Stage:
+        Type: AWS::ApiGatewayV2::Stage
+        Properties:
+          ApiId: !Ref Api
+          StageName: dev
+          DefaultRouteSettings: {settings}
+"""
+
+
+def test_stage_throttling_from_default_route_settings(tmp_path):
+    path = _write(tmp_path, STAGE_WITH_SETTINGS.format(
+        settings="{ThrottlingBurstLimit: 5, ThrottlingRateLimit: 2.5}"))
+    throttle = load_application([path]).websocket_apis[0].throttle
+    assert (throttle.burst_limit, throttle.rate_limit) == (5, 2.5)
+    bad = _write(tmp_path, STAGE_WITH_SETTINGS.format(settings="{ThrottlingBurstLimit: many}"),
+                 name="bad.yaml")
+    with pytest.raises(TemplateError, match=r"Stage\.Properties\.DefaultRouteSettings"):
+        load_application([bad])
+
+
+def test_the_apps_stage_is_throttled():
+    app = load_application([Path(__file__).parents[2] / "template.yaml"],
+                           parameter_overrides={"AuthSecret": "x" * 32})
+    throttle = app.websocket_apis[0].throttle
+    assert (throttle.burst_limit, throttle.rate_limit) == (500, 1000.0)

@@ -6,8 +6,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from aws_lambda_powertools.utilities.parser.models import (
     APIGatewayWebSocketDisconnectEventModel,
     APIGatewayWebSocketMessageEventModel,
 )
+from http_support import http
 from websockets.exceptions import InvalidStatus
 
 from apigw_local.testing import connect, serve
@@ -34,15 +33,6 @@ def ep(logdir):
     with serve(FIXTURE / "template.yaml", parameter_overrides={"LogDir": str(logdir)},
                static_dir=FIXTURE / "web") as endpoints:
         yield endpoints
-
-
-def http(method, url, data=None, headers=None):
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, dict(r.headers), r.read()
-    except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read()
 
 
 async def test_unmodified_aws_handler_posts_back_over_https(ep):
@@ -206,10 +196,36 @@ def test_static_files_and_endpoints(ep):
                                 "connections": ep.connections, "web": ep.web}
 
 
-def test_cors_preflight(ep):
+def test_cors_follows_the_templates_configuration(ep):
+    # An allowed origin: API Gateway answers the preflight itself, with the configuration.
     status, headers, _ = http("OPTIONS", f"{ep.http}/items/1", headers={
         "Origin": "http://example.test", "Access-Control-Request-Method": "GET",
         "Access-Control-Request-Headers": "authorization"})
     assert status == 204
     assert headers["Access-Control-Allow-Origin"] == "http://example.test"
-    assert "GET" in headers["Access-Control-Allow-Methods"]
+    assert headers["Access-Control-Allow-Methods"] == "GET,POST"
+    assert headers["Access-Control-Allow-Headers"] == "authorization"
+    assert headers["Access-Control-Max-Age"] == "300"
+    # "https://*" allows any https origin.
+    status, headers, _ = http("OPTIONS", f"{ep.http}/items/1", headers={
+        "Origin": "https://any.example", "Access-Control-Request-Method": "GET"})
+    assert headers["Access-Control-Allow-Origin"] == "https://any.example"
+    # A foreign origin: answered, but nothing echoed, so the browser refuses.
+    status, headers, _ = http("OPTIONS", f"{ep.http}/items/1", headers={
+        "Origin": "http://evil.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization"})
+    assert status == 204
+    assert not [k for k in headers if k.lower().startswith("access-control-")]
+    # Actual requests: the configured headers for an allowed origin, none for a foreign one.
+    status, headers, _ = http("GET", f"{ep.http}/items/1",
+                              headers={"Origin": "http://example.test"})
+    assert headers["Access-Control-Allow-Origin"] == "http://example.test"
+    assert headers["Access-Control-Expose-Headers"] == "x-fixture"
+    status, headers, _ = http("GET", f"{ep.http}/items/1",
+                              headers={"Origin": "http://evil.example"})
+    assert status == 200 and "Access-Control-Allow-Origin" not in headers
+    # The web client served on this port is allowed too (as its deployed origin would be).
+    web_origin = ep.http.replace("127.0.0.1", "localhost")
+    status, headers, _ = http("OPTIONS", f"{ep.http}/items/1", headers={
+        "Origin": web_origin, "Access-Control-Request-Method": "GET"})
+    assert headers["Access-Control-Allow-Origin"] == web_origin

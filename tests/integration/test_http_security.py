@@ -9,11 +9,10 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
+from http_support import http
 
 pytestmark = pytest.mark.integration
 
@@ -71,12 +70,8 @@ class Emulator:
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
+    status, _, body = http("GET", url, headers=headers)
+    return status, body
 
 
 def post_400_mb(port: int, chunked: bool) -> int:

@@ -43,7 +43,8 @@ export function mountDashboard(main, { config, session, onSignedOut }) {
   // --- the chart ---------------------------------------------------------------
 
   let chart = null;
-  let version = 0;
+  let version = 0; // frames applied (tests read it)
+  let serverVersion = -1; // the `version` of the income figures shown
   const exposed = { weeks: [], currentWeek: null, version: 0, updated: null };
   window.__dashboardChart = exposed;
 
@@ -90,8 +91,16 @@ export function mountDashboard(main, { config, session, onSignedOut }) {
     chart.update();
   }
 
-  /** Apply an `income` frame: absolute figures, so applying one twice is harmless. */
+  /** Apply an `income` frame: absolute figures, so applying one twice is harmless; one
+   * older than the figures shown (a lower `version`: pushes of concurrent verifies race) is
+   * dropped. */
   function applyIncome(frame) {
+    if (Number.isInteger(frame.version) && frame.version < serverVersion) {
+      chartBox.dataset.stale = String(Number(chartBox.dataset.stale || 0) + 1);
+      return;
+    }
+    if (Number.isInteger(frame.version)) serverVersion = frame.version;
+    chartBox.dataset.serverVersion = String(serverVersion);
     const weeks = (frame.weeks || []).map((w) => ({ week: String(w.week), total: Number(w.total) || 0, count: Number(w.count) || 0 }));
     version += 1;
     Object.assign(exposed, { weeks, currentWeek: frame.currentWeek, version, updated: frame.updated ?? null });
@@ -233,6 +242,7 @@ export function mountDashboard(main, { config, session, onSignedOut }) {
     url: () => connectUrl(config.websocketUrl, session.token),
     canRetry: () => session.user !== null,
     onOpen: (sock) => {
+      serverVersion = -1; // a new subscription starts from its snapshot
       sock.send({ action: "subscribe", channel: CHANNEL });
       // A verify may have happened while we were away: the snapshot covers the chart,
       // the list needs a reload.

@@ -6,6 +6,14 @@ import { LiveSocket } from "./socket.js";
 
 export const ROOM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const MAX_TEXT = 2000;
+const ACK_TIMEOUT_MS = 10000; // no ack by then: send the same clientId again
+const RETRY_DELAY_MS = 500;
+
+/** A client id for a send: its retries carry the same one (docs/protocol.md, "Sending"). */
+function newClientId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 const order = (m) => `${m.sentAt || ""}\u0000${m.id || ""}`;
 
@@ -38,6 +46,77 @@ export function mountRoom(main, { config, session, room, onSignedOut }) {
   let joined = false; // the join's history arrived on this connection
   let olderPending = false;
   let members = new Set();
+
+  // --- sending: one message in flight, acknowledged, retried with the same clientId ------
+  /** Messages typed but not acknowledged, oldest first; `outbox[0]` is in flight. */
+  const outbox = [];
+  let nextSeq = 1; // per connection: starts at 1 on every (re)connect
+  let inFlight = false;
+  let ackTimer = null;
+  let retryTimer = null;
+
+  function showOutbox() {
+    view.dataset.unacked = String(outbox.length);
+  }
+
+  /** Send `outbox[0]` unless one is in flight; after a join, as sends need membership. */
+  function pump() {
+    if (inFlight || outbox.length === 0 || !joined) return;
+    transmit();
+  }
+
+  function transmit() {
+    const m = outbox[0];
+    if (m.seq === null) m.seq = nextSeq;
+    clearTimeout(ackTimer);
+    clearTimeout(retryTimer);
+    inFlight = socket.send({ action: "send", room, text: m.text, clientId: m.clientId, seq: m.seq });
+    m.attempts += 1;
+    view.dataset.sendAttempts = String(m.attempts);
+    if (inFlight) ackTimer = setTimeout(() => retry(0), ACK_TIMEOUT_MS);
+  }
+
+  /** The in-flight send failed or went unanswered: the same clientId again, a bit later. */
+  function retry(delay = RETRY_DELAY_MS) {
+    inFlight = false;
+    clearTimeout(ackTimer);
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(pump, delay);
+  }
+
+  function acknowledged(frame) {
+    const m = outbox[0];
+    if (!m || frame.clientId !== m.clientId) return; // an ack of an earlier retry
+    clearTimeout(ackTimer);
+    outbox.shift();
+    nextSeq = (Number.isInteger(frame.seq) ? frame.seq : m.seq) + 1;
+    inFlight = false;
+    showOutbox();
+    pump();
+  }
+
+  /** An error that answers our in-flight send: retry, renumber, or give it up. */
+  function sendFailed(frame) {
+    const m = outbox[0];
+    if (!m || frame.clientId !== m.clientId) return false;
+    if (frame.code === "out_of_order" && Number.isInteger(frame.expected)) {
+      m.seq = frame.expected; // this connection waits for that number: the message keeps its id
+      nextSeq = frame.expected;
+      retry(0);
+    } else if (frame.code === "internal") {
+      retry();
+    } else if (frame.code === "not_member") {
+      inFlight = false; // resent after the re-join's history
+      joined = false;
+    } else {
+      outbox.shift(); // refused for good (invalid_request): say why, go on with the rest
+      inFlight = false;
+      input.value = input.value || m.text;
+      showOutbox();
+      pump();
+    }
+    return true;
+  }
 
   // --- messages --------------------------------------------------------------
 
@@ -114,6 +193,12 @@ export function mountRoom(main, { config, session, room, onSignedOut }) {
     canRetry: () => session.user !== null,
     onOpen: (sock) => {
       joined = false;
+      // A new connection numbers its sends from 1; an unacknowledged message is sent again
+      // (same clientId: the server stores and delivers it once) after the join.
+      nextSeq = 1;
+      inFlight = false;
+      clearTimeout(ackTimer);
+      for (const m of outbox) m.seq = null;
       view.dataset.joined = "false";
       view.dataset.reconnects = String(sock.reconnects);
       olderPending = false;
@@ -145,10 +230,14 @@ export function mountRoom(main, { config, session, room, onSignedOut }) {
             joined = true;
             view.dataset.joined = "true";
             list.scrollTop = list.scrollHeight;
+            pump();
           }
           updateOlder();
           break;
         }
+        case "ack":
+          acknowledged(frame);
+          break;
         case "presence":
           members = new Set(frame.members || []);
           renderPresence();
@@ -162,6 +251,7 @@ export function mountRoom(main, { config, session, room, onSignedOut }) {
           renderPresence();
           break;
         case "error":
+          if (sendFailed(frame) && (frame.code === "out_of_order" || frame.code === "internal")) break;
           say(errorBox, errorText(frame));
           if (frame.action === "history") {
             olderPending = false;
@@ -172,6 +262,8 @@ export function mountRoom(main, { config, session, room, onSignedOut }) {
           }
           break;
         default:
+          // API Gateway's answer when the handler failed: {"message": "Internal server error", …}
+          if (!frame.type && typeof frame.message === "string" && inFlight) retry();
           break; // pong and anything newer
       }
     },
@@ -198,12 +290,15 @@ export function mountRoom(main, { config, session, room, onSignedOut }) {
       say(errorBox, `A message can have at most ${MAX_TEXT} characters.`);
       return;
     }
-    if (!socket.send({ action: "send", room, text })) {
+    if (socket.state !== "open") {
       say(errorBox, "Not connected: your message was not sent. It is still in the box.");
       return;
     }
     say(errorBox, "");
     input.value = "";
+    outbox.push({ clientId: newClientId(), text, seq: null, attempts: 0 });
+    showOutbox();
+    pump();
   });
 
   main.replaceChildren(view);
@@ -212,6 +307,8 @@ export function mountRoom(main, { config, session, room, onSignedOut }) {
   input.focus();
 
   return () => {
+    clearTimeout(ackTimer);
+    clearTimeout(retryTimer);
     socket.stop();
     if (window.__roomSocket === socket) delete window.__roomSocket;
   };

@@ -11,7 +11,6 @@ required, so a token signed for something else does not pass as one of ours.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,14 +18,13 @@ import jwt
 from aws_lambda_powertools.utilities import parameters
 
 from realtime import clock
-from realtime.models import NAME_PATTERN
+from realtime.models import NAME_PATTERN, is_name
 
 ALGORITHM = "HS256"
 DEFAULT_TTL = timedelta(hours=12)
 ROLES = ("user", "admin")
 # A new AuthSecret reaches warm functions within this many seconds of a deploy.
 SECRET_MAX_AGE = 300
-_NAME = re.compile(NAME_PATTERN)
 
 
 class AuthError(Exception):
@@ -54,7 +52,7 @@ def secret() -> str:
 def issue(
     secret: str, user: str, role: str, *, ttl: timedelta = DEFAULT_TTL, now: datetime | None = None
 ) -> str:
-    if not _NAME.match(user):
+    if not is_name(user):
         raise ValueError(f"user must match {NAME_PATTERN}")
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
@@ -83,7 +81,7 @@ def verify(secret: str, token: str | None) -> Identity:
     except jwt.InvalidTokenError as error:
         raise AuthError(f"invalid token: {error}") from None
     user, role = claims["sub"], claims["role"]
-    if not isinstance(user, str) or not _NAME.match(user) or role not in ROLES:
+    if not is_name(user) or role not in ROLES:
         raise AuthError("invalid token claims")
     return Identity(user=user, role=role)
 

@@ -3,10 +3,26 @@
 Every action is validated first (`models.parse_action`); a refused frame is answered with an
 `error` frame to its sender and writes nothing. Replies to the sender and broadcasts to a
 room both go through `Fanout`, so a vanished connection is cleaned up the same way anywhere.
+
+Order and retries (docs/protocol.md, "Sending"). API Gateway may run a connection's frames
+concurrently in different Lambda instances, so the order is kept in DynamoDB: a send with
+`seq` n takes its place only once n - 1 is stored AND delivered (a condition on the connection
+item), and its `ack` goes out after its fan-out. A send with `clientId` claims that id (a
+conditional put), so a retry is stored once; the retry re-posts the stored message (same id),
+which completes a fan-out that a dead worker left half done, and members drop the copy they
+already have by its `id`. Each step is one conditional write that a retry can repeat (no
+TransactWriteItems: nothing to roll back, and a crash between steps is resumed by the retry).
+
+Presence (docs/protocol.md, "Presence"): joins are coalesced per room in windows of
+`presence_window_ms`. The first join of a window is announced at once (`joined`); the second
+becomes the window's trailer and, when the window ends, posts ONE `presence` snapshot to the
+room covering every join of the window; later joins of the window post nothing room-wide. So
+a burst of K joins costs O(K) frames instead of K².
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +32,8 @@ from realtime.fanout import Fanout, FanoutResult
 from realtime.ids import new_id
 from realtime.models import (
     DASHBOARD,
+    AckFrame,
+    Connection,
     ErrorFrame,
     FrameError,
     History,
@@ -33,7 +51,13 @@ from realtime.models import (
     Unsubscribe,
     parse_action,
 )
-from realtime.store import Connection, InvalidCursor, Store, channel_target, room_target
+from realtime.store import (
+    InvalidCursor,
+    SeqTaken,
+    Store,
+    channel_target,
+    room_target,
+)
 
 # API Gateway closes a WebSocket after 2 hours at most
 # (https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html); records of a
@@ -41,16 +65,16 @@ from realtime.store import Connection, InvalidCursor, Store, channel_target, roo
 CONNECTION_TTL = timedelta(hours=3)
 JOIN_HISTORY = 50
 PRESENCE_MEMBERS = 100
+PRESENCE_WINDOW_MS = 250
+# A trailer posts this long after its window ends, so that a join another Lambda instance
+# counted in the window (its clock a little behind) is stored before the snapshot is read.
+PRESENCE_MARGIN_MS = 50
+PRESENCE_WINDOW_TTL = timedelta(days=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def message_frame(item: dict) -> MessageFrame:
-    return MessageFrame(
-        room=item["room"],
-        id=item["id"],
-        sender=item["sender"],
-        text=item["text"],
-        sent_at=item["sentAt"],
-    )
+def epoch_ms(instant: datetime) -> int:
+    return (instant - _EPOCH) // timedelta(milliseconds=1)
 
 
 class Chat:
@@ -60,12 +84,16 @@ class Chat:
         fanout: Fanout,
         *,
         retention_days: int = 30,
+        presence_window_ms: int = PRESENCE_WINDOW_MS,
         now: Callable[[], datetime] = clock.now,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.store = store
         self.fanout = fanout
         self.retention = timedelta(days=retention_days)
+        self.presence_window_ms = presence_window_ms
         self.now = now
+        self.sleep = sleep
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -134,7 +162,7 @@ class Chat:
                 case Leave():
                     return self._leave(connection_id, identity, action)
                 case Send():
-                    return self._send(connection_id, identity, action)
+                    return self._send(connection, identity, action)
                 case History():
                     return self._history(connection_id, action)
                 case Subscribe():
@@ -155,19 +183,42 @@ class Chat:
         announce = self.store.add_member(
             target, connection_id, identity.user, expires, connection.connected_at
         )
-        items, cursor = self.store.latest_messages(action.room, JOIN_HISTORY)
-        history = HistoryFrame(
-            room=action.room, messages=[message_frame(i) for i in items], next=cursor
-        )
+        messages, cursor = self.store.latest_messages(action.room, JOIN_HISTORY)
+        history = HistoryFrame(room=action.room, messages=messages, next=cursor)
         results = [
             self.fanout.send(connection_id, history),
             self.fanout.send(connection_id, self.presence(action.room)),
         ]
         if announce:  # a new membership, or the first join after connecting with &room=
-            results.append(
-                self.fanout.to_target(target, JoinedFrame(room=action.room, user=identity.user))
-            )
+            results.extend(self._announce_join(action.room, identity.user))
         return results
+
+    def _announce_join(self, room: str, user: str) -> list[FanoutResult]:
+        """`joined` now, a `presence` snapshot at the window's end, or nothing (the window's
+        trailer covers this join): see the module's docstring."""
+        target = room_target(room)
+        joined = JoinedFrame(room=room, user=user)
+        if self.presence_window_ms <= 0:
+            return [self.fanout.to_target(target, joined)]
+        expires = clock.epoch_seconds(self.now() + PRESENCE_WINDOW_TTL)
+        for _ in range(3):  # a lost race re-reads the window
+            window = self.store.presence_window(room)
+            # The clock is read AFTER the window: this membership was stored before `now_ms`,
+            # so a join that finds the window open is stored before the trailer's read.
+            now_ms = epoch_ms(self.now())
+            if window is None or now_ms >= window["end"]:
+                old_end = None if window is None else window["end"]
+                end = now_ms + self.presence_window_ms
+                if self.store.claim_presence_window(room, old_end, end, False, expires):
+                    return [self.fanout.to_target(target, joined)]
+            elif not window["trailer"]:
+                end = window["end"]
+                if self.store.claim_presence_window(room, end, end, True, expires):
+                    self.sleep((end - now_ms + PRESENCE_MARGIN_MS) / 1000)
+                    return [self.fanout.to_target(target, self.presence(room))]
+            else:
+                return []
+        return [self.fanout.to_target(target, joined)]  # contended: announce it plainly
 
     def _leave(self, connection_id: str, identity: Identity, action: Leave) -> list[FanoutResult]:
         target = room_target(action.room)
@@ -176,38 +227,120 @@ class Chat:
         left = LeftFrame(room=action.room, user=identity.user)
         return [self.fanout.to_target(target, left), self.fanout.send(connection_id, left)]
 
-    def _send(self, connection_id: str, identity: Identity, action: Send) -> list[FanoutResult]:
+    def _send(self, connection: Connection, identity: Identity, action: Send) -> list[FanoutResult]:
+        """Store and deliver a message; with `seq`/`clientId`, in order and once (see the
+        module's docstring). Every step is one conditional write, safe to repeat: take the
+        seq (the message's id and time are fixed there), claim the client id, store, fan
+        out, mark the seq delivered, acknowledge."""
         target = room_target(action.room)
+        connection_id = connection.connection_id
         self._require_member(target, connection_id, action.room, "send")
         now = self.now()
+        if action.seq is not None:
+            # Never before this connection's previous message, whatever the clocks of the
+            # Lambda instances: history (ordered by id) keeps the order of `seq`.
+            now = max(now, _EPOCH + timedelta(milliseconds=connection.last_sent_ms + 1))
         message = MessageFrame(
             room=action.room,
             id=new_id(now),
             sender=identity.user,
             text=action.text,
             sent_at=clock.iso(now),
+            client_id=action.client_id,
+            seq=action.seq,
         )
-        self.store.put_message(
-            {
-                "room": message.room,
-                "id": message.id,
-                "sender": message.sender,
-                "text": message.text,
-                "sentAt": message.sent_at,
-                "expiresAt": clock.epoch_seconds(now + self.retention),
-            }
+        expires = clock.epoch_seconds(now + self.retention)
+        if action.seq is None and action.client_id is None:
+            self.store.put_message(message, expires)  # the plain path: one write
+            return [self.fanout.to_target(target, message)]
+
+        def refused(code: str, text: str, expected: int | None = None) -> FrameError:
+            return FrameError(code, text, "send", client_id=action.client_id, expected=expected)
+
+        duplicate = False
+        if action.seq is not None:
+            try:
+                self.store.take_seq(connection_id, message)
+            except SeqTaken as taken:
+                current = taken.connection
+                if current is None:
+                    raise refused("forbidden", "This connection is not registered.") from None
+                if (
+                    action.client_id is not None
+                    and current.seq == action.seq
+                    and current.pending_client == action.client_id
+                    and current.pending_id is not None
+                ):
+                    # A retry of the send that holds this seq: it resumes with its id and time.
+                    message = message.model_copy(update={
+                        "id": current.pending_id,
+                        "sent_at": clock.iso(
+                            _EPOCH + timedelta(milliseconds=current.last_sent_ms)
+                        ),
+                    })
+                    duplicate = True
+                    if current.done >= action.seq:  # and it was delivered
+                        return [self._ack(connection_id, message, action, duplicate=True)]
+                else:
+                    claim = self.store.get_claim(message) if action.client_id else None
+                    stored = claim and self.store.get_message(action.room, claim.message_id)
+                    if not stored:
+                        expected = current.seq if current.seq > current.done else current.done + 1
+                        raise refused(
+                            "out_of_order",
+                            f"seq {action.seq} is not next: send seq {expected} "
+                            "(and wait for its ack) first.",
+                            expected,
+                        ) from None
+                    # An earlier send of this connection, retried: delivered before the
+                    # later seqs were taken.
+                    return [self._ack(connection_id, stored, action, duplicate=True)]
+        stored = None
+        if action.client_id is not None:
+            claim = self.store.claim_client_id(message, expires)
+            if claim is not None:  # an earlier attempt (perhaps on another connection)
+                stored = self.store.get_message(action.room, claim.message_id)
+                if stored is None:  # it died before storing: finish it, with its id
+                    message = message.model_copy(
+                        update={"id": claim.message_id, "sent_at": claim.sent_at}
+                    )
+                elif stored.text != action.text:
+                    if action.seq is not None:  # the seq is spent on a refused send
+                        self.store.complete_send(connection_id, action.seq)
+                    raise refused("invalid_request", "clientId: already used for another message")
+                else:
+                    message, duplicate = stored, True
+        if stored is None:
+            self.store.put_message(message, expires)
+        # A retry posts the message again (same id: members drop the copy they have); this
+        # completes a fan-out that a dead worker left half done.
+        results = [self.fanout.to_target(target, message)]
+        if action.seq is not None:
+            self.store.complete_send(connection_id, action.seq)
+        results.append(self._ack(connection_id, message, action, duplicate=duplicate))
+        return results
+
+    def _ack(
+        self, connection_id: str, message: MessageFrame, action: Send, *, duplicate: bool
+    ) -> FanoutResult:
+        ack = AckFrame(
+            room=action.room,
+            id=message.id,
+            client_id=action.client_id,
+            seq=action.seq,
+            duplicate=duplicate,
         )
-        return [self.fanout.to_target(target, message)]
+        return self.fanout.send(connection_id, ack)
 
     def _history(self, connection_id: str, action: History) -> list[FanoutResult]:
         self._require_member(room_target(action.room), connection_id, action.room, "history")
         try:
-            items, cursor = self.store.latest_messages(action.room, action.limit, action.before)
+            messages, cursor = self.store.latest_messages(
+                action.room, action.limit, action.before
+            )
         except InvalidCursor as error:
             raise FrameError("invalid_request", f"before: {error}", "history") from None
-        frame = HistoryFrame(
-            room=action.room, messages=[message_frame(i) for i in items], next=cursor
-        )
+        frame = HistoryFrame(room=action.room, messages=messages, next=cursor)
         return [self.fanout.send(connection_id, frame)]
 
     def _subscribe(

@@ -15,7 +15,11 @@ def now() -> datetime:
 def iso(instant: datetime) -> str:
     """`2026-11-25T18:30:00.123Z`: UTC, millisecond precision, as docs/protocol.md says."""
     utc = instant.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # Not strftime("%Y"): it writes year 1 as "1", and ISO 8601 wants four digits.
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T"
+        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{utc.microsecond // 1000:03d}Z"
+    )
 
 
 def epoch_seconds(instant: datetime) -> int:

@@ -8,15 +8,17 @@ ordered randomly among themselves, which is all history paging needs.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from realtime import clock
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 
 def new_id(at: datetime | None = None) -> str:
-    millis = int((at or clock.now()).timestamp() * 1000)
+    millis = ((at or clock.now()) - _EPOCH) // _MS  # exact: no float rounding
     value = (millis << 80) | secrets.randbits(80)
     chars = []
     for _ in range(26):

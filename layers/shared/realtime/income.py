@@ -55,5 +55,14 @@ def week_total(store: Store, week: str) -> WeekTotal:
 
 
 def income_frame(store: Store, now: datetime, updated: IncomeUpdate | None = None) -> IncomeFrame:
+    """The dashboard's frame: the latest weeks and the income version they are a snapshot of
+    (one consistent read, so a client may drop any frame older than one it has shown)."""
     current = week_of(now)
-    return IncomeFrame(current_week=current, weeks=series(store, current), updated=updated)
+    weeks = weeks_ending(current, SERIES_WEEKS)
+    version, totals = store.income_snapshot(weeks)
+    return IncomeFrame(
+        version=version,
+        current_week=current,
+        weeks=[WeekTotal(week=w, total=totals[w][0], count=totals[w][1]) for w in weeks],
+        updated=updated,
+    )

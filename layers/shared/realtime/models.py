@@ -8,9 +8,12 @@ wrong into a `FrameError` with one of the stable codes. Outbound frames are mode
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -23,23 +26,50 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# Matched against the WHOLE string (fullmatch): with `re.match` and `$`, "general\n" would pass.
+NAME_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+_NAME = re.compile(NAME_PATTERN)
 DASHBOARD = "admin_dashboard"
 MAX_TEXT = 2000
 MAX_AMOUNT = 10_000_000_000  # cents: 100 000 000.00
+MAX_SEQ = 2**53 - 1  # the largest integer a JavaScript client counts exactly
+# ULIDs count milliseconds from the Unix epoch: an earlier createdAt has no id.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
-Name = Annotated[str, StringConstraints(strict=True, pattern=NAME_PATTERN)]
+
+def is_name(value: object) -> bool:
+    """A room, user or client id: 1–64 of `A-Z a-z 0-9 _ -`, and nothing else."""
+    return isinstance(value, str) and _NAME.fullmatch(value) is not None
+
+
+def _name(value: str) -> str:
+    if not is_name(value):
+        raise ValueError("must be 1 to 64 characters among A-Z, a-z, 0-9, '_' and '-'")
+    return value
+
+
+Name = Annotated[str, StringConstraints(strict=True), AfterValidator(_name)]
 Role = Literal["user", "admin"]
 
 
 class FrameError(Exception):
     """A frame the server refuses; becomes an `error` frame and changes nothing."""
 
-    def __init__(self, code: str, message: str, action: str | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        action: str | None = None,
+        *,
+        client_id: str | None = None,
+        expected: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.action = action
+        self.client_id = client_id
+        self.expected = expected
 
 
 def describe(error: ValidationError) -> str:
@@ -69,9 +99,17 @@ class Leave(_Action):
 
 
 class Send(_Action):
+    """`clientId` makes a retry safe (stored and delivered once); `seq` (1, 2, 3… per
+    connection) makes the order of a connection's sends the order everyone sees."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, alias_generator=to_camel,
+                              populate_by_name=True)
+
     action: Literal["send"]
     room: Name
     text: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=MAX_TEXT)]
+    client_id: Name | None = None
+    seq: Annotated[StrictInt, Field(ge=1, le=MAX_SEQ)] | None = None
 
     @field_validator("text")
     @classmethod
@@ -119,6 +157,8 @@ def parse_action(
         data = json.loads(body) if body else None
     except (ValueError, UnicodeDecodeError):
         raise FrameError("invalid_json", "The frame is not valid JSON.") from None
+    except RecursionError:  # the decoder recurses per nesting level
+        raise FrameError("invalid_json", "The frame's JSON is nested too deeply.") from None
     if not isinstance(data, dict):
         raise FrameError("invalid_json", "The frame must be a JSON object.")
     action = data.get("action")
@@ -140,21 +180,46 @@ def parse_action(
 
 class _Frame(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+    # Fields left out of the wire when None (newer, optional ones), so older frames keep
+    # exactly their documented shape.
+    _omit_none: ClassVar[tuple[str, ...]] = ()
+
+    def _omitted(self) -> set[str] | None:
+        return {f for f in self._omit_none if getattr(self, f) is None} or None
 
     def to_wire(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True, mode="json")
+        return self.model_dump(by_alias=True, mode="json", exclude=self._omitted())
 
     def encode(self) -> bytes:
-        return self.model_dump_json(by_alias=True).encode()
+        return self.model_dump_json(by_alias=True, exclude=self._omitted()).encode()
 
 
 class MessageFrame(_Frame):
+    """A chat message; `id` (a ULID) orders history, `clientId`/`seq` echo the sender's."""
+
+    _omit_none = ("client_id", "seq")
+
     type: Literal["message"] = "message"
     room: str
     id: str
     sender: str
     text: str
     sent_at: str
+    client_id: str | None = None
+    seq: int | None = None
+
+
+class AckFrame(_Frame):
+    """To the sender, once its message reached every member: the next `seq` may go."""
+
+    _omit_none = ("client_id", "seq")
+
+    type: Literal["ack"] = "ack"
+    room: str
+    id: str  # the stored message's id
+    client_id: str | None = None
+    seq: int | None = None
+    duplicate: bool = False  # a retry of a message stored before
 
 
 class HistoryFrame(_Frame):
@@ -196,6 +261,7 @@ class IncomeUpdate(_Frame):
 
 class IncomeFrame(_Frame):
     type: Literal["income"] = "income"
+    version: int  # grows with every verify: a frame with a lower one is stale
     current_week: str
     weeks: list[WeekTotal]  # oldest first, absolute totals
     updated: IncomeUpdate | None = None
@@ -206,14 +272,53 @@ class PongFrame(_Frame):
 
 
 class ErrorFrame(_Frame):
+    _omit_none = ("client_id", "expected")
+
     type: Literal["error"] = "error"
     code: str
     message: str
     action: str | None = None
+    client_id: str | None = None  # the refused send's
+    expected: int | None = None  # out_of_order: the `seq` the server waits for
 
     @classmethod
     def of(cls, error: FrameError) -> ErrorFrame:
-        return cls(code=error.code, message=error.message, action=error.action)
+        return cls(
+            code=error.code,
+            message=error.message,
+            action=error.action,
+            client_id=error.client_id,
+            expected=error.expected,
+        )
+
+
+# --- stored records -----------------------------------------------------------------------
+
+
+class Connection(BaseModel):
+    """A registered WebSocket connection, with its send sequence (see `Chat.send`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    connection_id: str
+    user: str
+    role: str
+    connected_at: int | None = None  # epoch ms (API Gateway's requestContext.connectedAt)
+    seq: int = 0  # the last `seq` taken by a send of this connection
+    done: int = 0  # the last `seq` delivered to its room
+    last_sent_ms: int = 0  # the time of the message that took `seq`
+    pending_id: str | None = None  # its id
+    pending_client: str | None = None  # its clientId
+
+
+class Member(BaseModel):
+    """One connection in a room's or channel's membership."""
+
+    model_config = ConfigDict(frozen=True)
+
+    connection_id: str
+    user: str
+    connected_at: int | None = None  # epoch ms; None on memberships stored without it
 
 
 # --- HTTP API -----------------------------------------------------------------------------
@@ -229,6 +334,20 @@ class NewTransaction(BaseModel):
         str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200)
     ]
     created_at: AwareDatetime | None = None
+
+    @field_validator("created_at")
+    @classmethod
+    def _in_range(cls, value: datetime | None) -> datetime | None:
+        """In UTC and not before 1970: `0001-01-01T00:00:00+01:00` has no UTC instant."""
+        if value is None:
+            return None
+        try:
+            utc = value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("out of range once converted to UTC") from None
+        if utc < EARLIEST:
+            raise ValueError("must be 1970-01-01T00:00:00Z or later")
+        return utc
 
 
 class Transaction(_Frame):

@@ -7,6 +7,7 @@ Tables (see template.yaml; docs/deploy.md explains the design):
 | Connections   | connectionId                 |                                            |
 | Memberships   | target, connectionId         | byConnection: connectionId, target         |
 | Messages      | room, id (ULID: time order)  |                                            |
+|               | `{room}#client`, `{user}#{clientId}`: a send's claim on its client id |
 | Transactions  | id                           | byStatus: status, createdAt;               |
 |               |                              | byCreated: kind, createdAt                 |
 | WeeklyIncome  | series ("weekly"), week      |                                            |
@@ -16,8 +17,13 @@ channel are one paginated Query. A membership carries its connection's `connecte
 API Gateway's `requestContext.connectedAt`) so that a fan-out can tell a connection still in
 `$connect` from a stale one without another read; one stored by `$connect` (`&room=`) carries
 `unannounced: true` until the first `join` announces it. A connection's `connectedAt` is the
-same instant as ISO 8601. Cursors handed to clients are the last key of a page,
-JSON in URL-safe base64: opaque to clients, checked on the way back in.
+same instant as ISO 8601; it also keeps the connection's send sequence (`seq`: the last
+taken, with `pendingId`, `pendingClient` and `lastSentMs` of its message; `done`: the last
+delivered to the room). No send uses TransactWriteItems: each step is one conditional write
+that a retry can repeat. A room's
+presence window is the membership item (`presence#{room}`, `window`). Cursors handed to
+clients are the last key of a page, JSON in URL-safe base64: opaque to clients, checked on the
+way back in.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ import base64
 import binascii
 import json
 import os
+import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,8 +43,13 @@ import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
+from realtime.models import Connection, Member, MessageFrame, Transaction
+
 WEEKLY_SERIES = "weekly"
+# The income version: one counter, raised in the same transaction as every verify.
+VERSION_KEY = {"series": "version", "week": WEEKLY_SERIES}
 TRANSACTION_KIND = "transaction"
+PRESENCE_WINDOW = "window"
 
 
 class InvalidCursor(ValueError):
@@ -51,6 +64,22 @@ class AlreadyVerified(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A client id's claim: the message it was (or will be) stored as."""
+
+    message_id: str
+    sent_at: str
+
+
+class SeqTaken(Exception):
+    """The connection's sequence is not where this `seq` needs it (or it is gone: None)."""
+
+    def __init__(self, connection: Connection | None) -> None:
+        super().__init__(connection)
+        self.connection = connection
+
+
 def room_target(room: str) -> str:
     return f"room#{room}"
 
@@ -63,6 +92,10 @@ def _int_or_none(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def _failed(error: ClientError, code: str) -> bool:
+    return error.response.get("Error", {}).get("Code") == code
+
+
 def encode_cursor(key: dict[str, Any]) -> str:
     raw = json.dumps(key, separators=(",", ":"), sort_keys=True).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -73,7 +106,7 @@ def decode_cursor(cursor: str, *, keys: set[str], fixed: dict[str, str] | None =
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         key = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         raise InvalidCursor("invalid cursor") from None
     if (
         not isinstance(key, dict)
@@ -95,23 +128,43 @@ def epoch_ms(iso: str) -> int | None:
         return None
 
 
-@dataclass(frozen=True)
-class Connection:
-    connection_id: str
-    user: str
-    role: str
-    connected_at: int | None = None  # epoch ms
+def query_pages(table: Any, **kwargs: Any) -> Iterator[list[dict[str, Any]]]:
+    """The items of a Query, one DynamoDB page at a time (the ONE pagination loop)."""
+    while True:
+        page = table.query(**kwargs)
+        yield page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-@dataclass(frozen=True)
-class Member:
-    connection_id: str
-    user: str
-    connected_at: int | None = None  # epoch ms; None on memberships stored without it
+def _message(item: dict[str, Any]) -> MessageFrame:
+    return MessageFrame(
+        room=item["room"],
+        id=item["id"],
+        sender=item["sender"],
+        text=item["text"],
+        sent_at=item["sentAt"],
+        client_id=item.get("clientId"),
+        seq=_int_or_none(item.get("seq")),
+    )
+
+
+def _transaction(item: dict[str, Any]) -> Transaction:
+    return Transaction(
+        id=item["id"],
+        amount=int(item["amount"]),
+        description=item["description"],
+        status=item["status"],
+        created_at=item["createdAt"],
+        week=item["week"],
+        verified_at=item.get("verifiedAt"),
+        verified_by=item.get("verifiedBy"),
+    )
 
 
 class Store:
-    """All DynamoDB access. `page_size` caps the items of one recipients Query page."""
+    """All DynamoDB access, in the domain's models. `page_size` caps a recipients page."""
 
     def __init__(
         self,
@@ -163,11 +216,22 @@ class Store:
         )
 
     def get_connection(self, connection_id: str) -> Connection | None:
-        item = self.connections.get_item(Key={"connectionId": connection_id}).get("Item")
+        """Read strongly: the send sequence on it must be the latest."""
+        item = self.connections.get_item(
+            Key={"connectionId": connection_id}, ConsistentRead=True
+        ).get("Item")
         if item is None:
             return None
         return Connection(
-            connection_id, item["userId"], item["role"], epoch_ms(item.get("connectedAt"))
+            connection_id=connection_id,
+            user=item["userId"],
+            role=item["role"],
+            connected_at=epoch_ms(item.get("connectedAt")),
+            seq=int(item.get("seq", 0)),
+            done=int(item.get("done", 0)),
+            last_sent_ms=int(item.get("lastSentMs", 0)),
+            pending_id=item.get("pendingId"),
+            pending_client=item.get("pendingClient"),
         )
 
     def remove_connection(self, connection_id: str) -> list[str]:
@@ -231,41 +295,163 @@ class Store:
         """The members of `target`, one DynamoDB Query page at a time (never a Scan).
 
         No ProjectionExpression: a Query consumes capacity for whole items either way, and a
-        membership item is a few attributes, so projecting would only add work per item."""
+        membership item is a few attributes, so projecting would only add work per item.
+        `model_construct`: the items are ours, already valid; this is the fan-out's hot path."""
         kwargs: dict[str, Any] = {"KeyConditionExpression": Key("target").eq(target)}
         if self.page_size:
             kwargs["Limit"] = self.page_size
-        while True:
-            page = self.memberships.query(**kwargs)
+        for items in query_pages(self.memberships, **kwargs):
             yield [
-                Member(i["connectionId"], i["userId"], _int_or_none(i.get("connectedAt")))
-                for i in page.get("Items", [])
+                Member.model_construct(
+                    connection_id=i["connectionId"],
+                    user=i["userId"],
+                    connected_at=_int_or_none(i.get("connectedAt")),
+                )
+                for i in items
             ]
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def targets_of(self, connection_id: str) -> list[str]:
-        targets: list[str] = []
-        kwargs: dict[str, Any] = {
-            "IndexName": "byConnection",
-            "KeyConditionExpression": Key("connectionId").eq(connection_id),
-        }
-        while True:
-            page = self.memberships.query(**kwargs)
-            targets.extend(i["target"] for i in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return targets
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        pages = query_pages(
+            self.memberships,
+            IndexName="byConnection",
+            KeyConditionExpression=Key("connectionId").eq(connection_id),
+        )
+        return [i["target"] for items in pages for i in items]
+
+    def presence_window(self, room: str) -> dict[str, Any] | None:
+        """The room's presence window (`end` epoch ms, `trailer` claimed), read strongly."""
+        item = self.memberships.get_item(
+            Key={"target": f"presence#{room}", "connectionId": PRESENCE_WINDOW},
+            ConsistentRead=True,
+        ).get("Item")
+        if item is None:
+            return None
+        return {"end": int(item["windowEnd"]), "trailer": bool(item.get("trailer"))}
+
+    def claim_presence_window(
+        self, room: str, old_end: int | None, end: int, trailer: bool, expires_at: int
+    ) -> bool:
+        """Replace the window seen as ending at `old_end` (None: none yet); False if another
+        join changed it first (one PutItem with a condition: of racing joins, one wins)."""
+        condition = (
+            "attribute_not_exists(windowEnd)"
+            if old_end is None
+            else "windowEnd = :old AND trailer = :no"
+        )
+        values = {} if old_end is None else {":old": old_end, ":no": False}
+        try:
+            self.memberships.put_item(
+                Item={
+                    "target": f"presence#{room}",
+                    "connectionId": PRESENCE_WINDOW,
+                    "windowEnd": end,
+                    "trailer": trailer,
+                    "expiresAt": expires_at,
+                },
+                ConditionExpression=condition,
+                **({"ExpressionAttributeValues": values} if values else {}),
+            )
+        except ClientError as error:
+            if _failed(error, "ConditionalCheckFailedException"):
+                return False
+            raise
+        return True
 
     # --- messages -------------------------------------------------------------------------
 
-    def put_message(self, item: dict[str, Any]) -> None:
+    def take_seq(self, connection_id: str, message: MessageFrame) -> None:
+        """Give `message.seq` of this connection to `message`: allowed only when `seq - 1` is
+        stored AND delivered (one conditional UpdateItem). The connection item remembers the
+        message as pending (`pendingId`, `pendingClient`, `lastSentMs`), so a retry of the
+        same send resumes with the same id. SeqTaken (with the connection as it is) if not."""
+        seq = message.seq
+        assert seq is not None
+        if seq == 1:
+            condition, values = "attribute_exists(connectionId) AND attribute_not_exists(seq)", {}
+        else:
+            condition, values = "seq = :prev AND done = :prev", {":prev": seq - 1}
+        sets = "seq = :seq, lastSentMs = :ms, pendingId = :id"
+        values |= {":seq": seq, ":ms": epoch_ms(message.sent_at) or 0, ":id": message.id}
+        if message.client_id is not None:
+            sets += ", pendingClient = :client"
+            values[":client"] = message.client_id
+        else:
+            sets += " REMOVE pendingClient"
+        try:
+            self.connections.update_item(
+                Key={"connectionId": connection_id},
+                UpdateExpression=f"SET {sets}",
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if not _failed(error, "ConditionalCheckFailedException"):
+                raise
+            raise SeqTaken(self.get_connection(connection_id)) from None
+
+    def complete_send(self, connection_id: str, seq: int) -> None:
+        """Mark `seq` delivered on this connection, so that `seq + 1` may be taken."""
+        try:
+            self.connections.update_item(
+                Key={"connectionId": connection_id},
+                UpdateExpression="SET done = :seq",
+                ConditionExpression="seq = :seq AND (attribute_not_exists(done) OR done < :seq)",
+                ExpressionAttributeValues={":seq": seq},
+            )
+        except ClientError as error:
+            if not _failed(error, "ConditionalCheckFailedException"):
+                raise  # else: done already (a concurrent retry), or the connection is gone
+
+    def claim_client_id(self, message: MessageFrame, expires_at: int) -> Claim | None:
+        """Claim `message.clientId` for `message.id` (one conditional PutItem; claiming again
+        for the same id is a no-op). The earlier claim if another message holds it."""
+        try:
+            self.messages.put_item(
+                Item={
+                    **self._claim_key(message),
+                    "messageId": message.id,
+                    "sentAt": message.sent_at,
+                    "expiresAt": expires_at,
+                },
+                ConditionExpression="attribute_not_exists(id) OR messageId = :id",
+                ExpressionAttributeValues={":id": message.id},
+            )
+        except ClientError as error:
+            if not _failed(error, "ConditionalCheckFailedException"):
+                raise
+            return self.get_claim(message)
+        return None
+
+    def get_claim(self, message: MessageFrame) -> Claim | None:
+        """The claim on `message.clientId` by its sender in its room, if there is one."""
+        item = self.messages.get_item(Key=self._claim_key(message), ConsistentRead=True)
+        if "Item" not in item:
+            return None
+        return Claim(item["Item"]["messageId"], item["Item"]["sentAt"])
+
+    def put_message(self, message: MessageFrame, expires_at: int) -> None:
+        """Store `message` (idempotent: a retry writes the same item again)."""
+        item: dict[str, Any] = {
+            "room": message.room,
+            "id": message.id,
+            "sender": message.sender,
+            "text": message.text,
+            "sentAt": message.sent_at,
+            "expiresAt": expires_at,
+        }
+        if message.client_id is not None:
+            item["clientId"] = message.client_id
+        if message.seq is not None:
+            item["seq"] = message.seq
         self.messages.put_item(Item=item)
+
+    def get_message(self, room: str, message_id: str) -> MessageFrame | None:
+        item = self.messages.get_item(Key={"room": room, "id": message_id}, ConsistentRead=True)
+        return _message(item["Item"]) if "Item" in item else None
 
     def latest_messages(
         self, room: str, limit: int, before: str | None = None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[MessageFrame], str | None]:
         """Up to `limit` messages older than the cursor, oldest first, and the next cursor."""
         kwargs: dict[str, Any] = {"KeyConditionExpression": Key("room").eq(room)}
         if before:
@@ -274,23 +460,28 @@ class Store:
             )
         items, more = self._newest_first(self.messages, kwargs, limit)
         cursor = encode_cursor({"room": room, "id": items[-1]["id"]}) if more else None
-        return list(reversed(items)), cursor
+        return [_message(i) for i in reversed(items)], cursor
+
+    def _claim_key(self, message: MessageFrame) -> dict[str, str]:
+        # `#` never occurs in a room or a user name: no claim collides with a message.
+        return {"room": f"{message.room}#client", "id": f"{message.sender}#{message.client_id}"}
 
     # --- transactions ---------------------------------------------------------------------
 
-    def put_transaction(self, item: dict[str, Any]) -> None:
+    def put_transaction(self, transaction: Transaction) -> None:
+        item = {k: v for k, v in transaction.to_wire().items()}
         self.transactions.put_item(
             Item={**item, "kind": TRANSACTION_KIND},
             ConditionExpression="attribute_not_exists(id)",
         )
 
-    def get_transaction(self, transaction_id: str) -> dict[str, Any] | None:
+    def get_transaction(self, transaction_id: str) -> Transaction | None:
         item = self.transactions.get_item(Key={"id": transaction_id}, ConsistentRead=True)
-        return item.get("Item")
+        return _transaction(item["Item"]) if "Item" in item else None
 
     def list_transactions(
         self, status: str | None, limit: int, cursor: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[Transaction], str | None]:
         """Newest first, by status (index byStatus) or all of them (index byCreated)."""
         partition = ("status", status) if status else ("kind", TRANSACTION_KIND)
         index = "byStatus" if status else "byCreated"
@@ -309,19 +500,24 @@ class Store:
             next_cursor = encode_cursor(
                 {"id": last["id"], partition[0]: partition[1], "createdAt": last["createdAt"]}
             )
-        return items, next_cursor
+        return [_transaction(i) for i in items], next_cursor
 
-    def verify_transaction(self, transaction: dict[str, Any], by: str, at: str) -> None:
-        """Flip pending → verified and add the amount to its week: one DynamoDB transaction.
+    def verify_transaction(
+        self, transaction: Transaction, by: str, at: str, *, attempts: int = 8
+    ) -> None:
+        """Flip pending → verified, add the amount to its week and raise the income version:
+        one DynamoDB transaction, so a frame's version and its totals always agree.
 
         (The resource's client takes plain Python values: boto3 serializes them.)
 
         Raises AlreadyVerified or NotFound when the condition fails; the caller's copy of
-        `transaction` only supplies the immutable id, amount and week.
+        `transaction` only supplies the immutable id, amount and week. Every verify writes
+        the version item, so concurrent verifies conflict (TransactionConflict) and are
+        retried with a jittered backoff.
         """
         tx_update = {
             "TableName": self.transactions.name,
-            "Key": {"id": transaction["id"]},
+            "Key": {"id": transaction.id},
             "ConditionExpression": "#status = :pending",
             "UpdateExpression": "SET #status = :verified, verifiedAt = :at, verifiedBy = :by",
             "ExpressionAttributeNames": {"#status": "status"},
@@ -334,51 +530,72 @@ class Store:
         }
         week_update = {
             "TableName": self.weekly_income.name,
-            "Key": {"series": WEEKLY_SERIES, "week": transaction["week"]},
+            "Key": {"series": WEEKLY_SERIES, "week": transaction.week},
             "UpdateExpression": "ADD #total :amount, #count :one SET updatedAt = :at",
             "ExpressionAttributeNames": {"#total": "total", "#count": "count"},
-            "ExpressionAttributeValues": {
-                ":amount": int(transaction["amount"]),
-                ":one": 1,
-                ":at": at,
-            },
+            "ExpressionAttributeValues": {":amount": transaction.amount, ":one": 1, ":at": at},
         }
-        for attempt in range(1, 4):
+        version_update = {  # last: a reader that sees the new version sees the new totals
+            "TableName": self.weekly_income.name,
+            "Key": VERSION_KEY,
+            "UpdateExpression": "ADD version :one",
+            "ExpressionAttributeValues": {":one": 1},
+        }
+        for attempt in range(1, attempts + 1):
             try:
                 self.client.transact_write_items(
-                    TransactItems=[{"Update": tx_update}, {"Update": week_update}]
+                    TransactItems=[
+                        {"Update": tx_update},
+                        {"Update": week_update},
+                        {"Update": version_update},
+                    ]
                 )
                 return
             except ClientError as error:
-                if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                if not _failed(error, "TransactionCanceledException"):
                     raise
                 # A failed condition, or a conflict with a concurrent transaction on the same
                 # items: the item, read after the fact, says which.
-                current = self.get_transaction(transaction["id"])
+                current = self.get_transaction(transaction.id)
                 if current is None:
-                    raise NotFound(transaction["id"]) from None
-                if current.get("status") == "verified":
-                    raise AlreadyVerified(transaction["id"]) from None
-                if attempt == 3:
+                    raise NotFound(transaction.id) from None
+                if current.status == "verified":
+                    raise AlreadyVerified(transaction.id) from None
+                if attempt == attempts:
                     raise
+                time.sleep(random.uniform(0, 0.01 * 2**attempt))
 
     # --- weekly income --------------------------------------------------------------------
 
     def week_totals(self, first: str, last: str) -> dict[str, tuple[int, int]]:
         """{week: (total, count)} for the weeks between `first` and `last` (ISO, inclusive)."""
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": Key("series").eq(WEEKLY_SERIES)
+        pages = query_pages(
+            self.weekly_income,
+            KeyConditionExpression=Key("series").eq(WEEKLY_SERIES)
             & Key("week").between(first, last),
-            "ConsistentRead": True,
+            ConsistentRead=True,
+        )
+        return {
+            i["week"]: (int(i.get("total", 0)), int(i.get("count", 0)))
+            for items in pages
+            for i in items
         }
-        totals: dict[str, tuple[int, int]] = {}
-        while True:
-            page = self.weekly_income.query(**kwargs)
-            for item in page.get("Items", []):
-                totals[item["week"]] = (int(item.get("total", 0)), int(item.get("count", 0)))
-            if "LastEvaluatedKey" not in page:
-                return totals
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def income_snapshot(self, weeks: list[str]) -> tuple[int, dict[str, tuple[int, int]]]:
+        """(version, {week: (total, count)}) read as one TransactGetItems: serializable with
+        the verify transactions, so the totals are exactly those of that version."""
+        keys = [VERSION_KEY] + [{"series": WEEKLY_SERIES, "week": w} for w in weeks]
+        answer = self.client.transact_get_items(
+            TransactItems=[{"Get": {"TableName": self.weekly_income.name, "Key": k}}
+                           for k in keys]
+        )
+        items = [r.get("Item") or {} for r in answer["Responses"]]
+        version = int(items[0].get("version", 0))
+        totals = {
+            w: (int(i.get("total", 0)), int(i.get("count", 0)))
+            for w, i in zip(weeks, items[1:], strict=True)
+        }
+        return version, totals
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -391,13 +608,9 @@ class Store:
         Asks for one item more than needed so that "nothing older" is known exactly,
         instead of handing out a cursor to an empty page.
         """
-        kwargs = {**kwargs, "ScanIndexForward": False}
         items: list[dict[str, Any]] = []
-        while len(items) <= limit:
-            kwargs["Limit"] = limit + 1 - len(items)
-            page = table.query(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
+        for page in query_pages(table, **kwargs, ScanIndexForward=False, Limit=limit + 1):
+            items.extend(page)
+            if len(items) > limit:
                 break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return items[:limit], len(items) > limit

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from realtime import clock, income
 from realtime.fanout import Fanout, FanoutResult
@@ -34,19 +33,6 @@ class Verified:
     push: FanoutResult | None
 
 
-def to_model(item: dict[str, Any]) -> Transaction:
-    return Transaction(
-        id=item["id"],
-        amount=int(item["amount"]),
-        description=item["description"],
-        status=item["status"],
-        created_at=item["createdAt"],
-        week=item["week"],
-        verified_at=item.get("verifiedAt"),
-        verified_by=item.get("verifiedBy"),
-    )
-
-
 def create(store: Store, body: NewTransaction, now: datetime) -> Transaction:
     created = body.created_at or now
     if created > now + MAX_FUTURE:
@@ -59,38 +45,28 @@ def create(store: Store, body: NewTransaction, now: datetime) -> Transaction:
         created_at=clock.iso(created),
         week=income.week_of(created),
     )
-    store.put_transaction(
-        {
-            "id": transaction.id,
-            "amount": transaction.amount,
-            "description": transaction.description,
-            "status": transaction.status,
-            "createdAt": transaction.created_at,
-            "week": transaction.week,
-        }
-    )
+    store.put_transaction(transaction)
     return transaction
 
 
 def list_page(
     store: Store, status: str | None, limit: int, cursor: str | None
 ) -> tuple[list[Transaction], str | None]:
-    items, next_cursor = store.list_transactions(status, limit, cursor)
-    return [to_model(i) for i in items], next_cursor
+    return store.list_transactions(status, limit, cursor)
 
 
 def verify(
     store: Store, transaction_id: str, by: str, now: datetime, fanout: Fanout | None = None
 ) -> Verified:
     """Verify once; raises NotFound or AlreadyVerified. Then push absolute totals."""
-    item = store.get_transaction(transaction_id)
-    if item is None:
+    pending = store.get_transaction(transaction_id)
+    if pending is None:
         raise NotFound(transaction_id)
-    if item["status"] == "verified":
+    if pending.status == "verified":
         raise AlreadyVerified(transaction_id)
-    store.verify_transaction(item, by=by, at=clock.iso(now))
-    verified = to_model(
-        {**item, "status": "verified", "verifiedAt": clock.iso(now), "verifiedBy": by}
+    store.verify_transaction(pending, by=by, at=clock.iso(now))
+    verified = pending.model_copy(
+        update={"status": "verified", "verified_at": clock.iso(now), "verified_by": by}
     )
     week = income.week_total(store, verified.week)
     push = None

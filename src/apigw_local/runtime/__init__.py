@@ -1,5 +1,8 @@
-"""Lambda-like worker processes. `Runtime` lives in `pool.py`; the worker imports only
-`context.py` and `wire.py`, so this package stays light to import."""
+"""Lambda-like worker processes: `pool.py` (`Runtime`, the pools), `process.py` (one worker
+seen from the gateway), `forkserver.py` and `zygote.py` (the fork server's two ends),
+`environment.py`, `channel.py` (the Management API channel's two ends). The worker itself
+(`worker.py`) imports only `context.py`, `wire.py` and `channel.py`, so this package stays
+light to import; nothing here imports `server/`."""
 
 from __future__ import annotations
 

@@ -7,8 +7,9 @@ time over the socket inherited as FD (see `wire.py`). stdout and stderr are left
 handler; the parent forwards them line by line.
 
 With MGMT_FD (a socket to the gateway), botocore's Management API calls to the emulator's own
-endpoint are answered over that socket instead of HTTPS (see `management.py`); the hook is
-installed before the handler is imported, so every boto3 session the handler creates has it.
+endpoint are answered over that socket instead of HTTPS (see `channel.py`); the channel is
+installed before the handler is imported, so every botocore client the handler creates is
+offered to it.
 The same `main()` runs in a child forked by the zygote (`zygote.py`).
 
 Init errors are answered once (`Runtime.ImportModuleError`, `Runtime.HandlerNotFound`, …)
@@ -119,9 +120,9 @@ def main(argv: list[str] | None = None) -> None:
     rest = [p for p in sys.path[1:] if p not in paths]
     sys.path[:] = [*paths, *rest]
     if len(argv) > 3:
-        from apigw_local.runtime import management
+        from apigw_local.runtime import channel
 
-        management.install(int(argv[3]))
+        channel.install(int(argv[3]))
 
     sock = socket.socket(fileno=fd)
     stream = sock.makefile("rb")

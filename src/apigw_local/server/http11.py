@@ -41,6 +41,7 @@ MAX_PENDING = 64  # pipelined requests buffered before reading pauses...
 MAX_PENDING_BYTES = 16 * 1024 * 1024  # ...or their bodies' bytes
 MAX_UPGRADE_BUFFER = 256 * 1024  # bytes after an upgrade request, before its answer
 LINGER = 5.0  # seconds a refused request's remaining bytes are read and dropped before closing
+IDLE_TIMEOUT = 60.0  # seconds without a byte: an idle connection closes, a stalled request 408
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -147,7 +148,7 @@ class HttpConnection(asyncio.Protocol):
         "app", "scheme", "transport", "parser", "pending", "busy", "upgraded", "peer",
         "local_port", "_url", "_headers", "_body", "_upgrade_request", "_closed", "on_close",
         "_paused", "_pending_bytes", "_head_size", "_head_raw", "_in_body", "_body_size",
-        "_refused", "_linger",
+        "_refused", "_linger", "_eof", "_last_activity", "_idle_timer", "idle_timeout",
     )
 
     def __init__(self, app: HttpApp, on_close: Callable[[HttpConnection], None] | None = None):
@@ -175,6 +176,10 @@ class HttpConnection(asyncio.Protocol):
         self._body_size = 0
         self._refused = False  # a request was refused: drop every later byte, then close
         self._linger: asyncio.TimerHandle | None = None
+        self._eof = False  # the client half-closed: answer what it sent, then close
+        self.idle_timeout = IDLE_TIMEOUT
+        self._last_activity = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     # --- asyncio.Protocol ---------------------------------------------------------------
 
@@ -189,6 +194,8 @@ class HttpConnection(asyncio.Protocol):
             self.local_port = sock[1]
         if transport.get_extra_info("sslcontext") is not None:
             self.scheme = "https"
+        self._last_activity = asyncio.get_running_loop().time()
+        self._watch_idle(self.idle_timeout)
 
     def data_received(self, data: bytes) -> None:
         if self.upgraded is not None:
@@ -196,6 +203,7 @@ class HttpConnection(asyncio.Protocol):
             return
         if self._refused:  # the rest of a refused request: read and dropped
             return
+        self._last_activity = asyncio.get_running_loop().time()
         if self._upgrade_request is not None:  # bytes after an upgrade request, before 101
             self._body.append(data)
             self._body_size += len(data)
@@ -222,14 +230,39 @@ class HttpConnection(asyncio.Protocol):
             if not self._in_body and self._head_raw > MAX_HEAD_RAW:
                 self._refuse(error_response(431))
 
+    def eof_received(self) -> bool | None:
+        if self.upgraded is not None or not (self.busy or self.pending):
+            return None  # nothing owed: close
+        self._eof = True
+        return True  # keep the transport to write the answers still owed (see _drain)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
-        if self._linger is not None:
-            self._linger.cancel()
+        for timer in (self._linger, self._idle_timer):
+            if timer is not None:
+                timer.cancel()
         if self.upgraded is not None:
             self.upgraded.connection_lost(exc)
         if self.on_close is not None:
             self.on_close(self)
+
+    def _watch_idle(self, delay: float) -> None:
+        self._idle_timer = asyncio.get_running_loop().call_later(delay, self._idle_check)
+
+    def _idle_check(self) -> None:
+        """Bound how long a socket may be held without a byte: a keep-alive connection with
+        nothing in flight closes; a request that stopped arriving midway is answered 408."""
+        if self._closed or self.upgraded is not None or self._refused:
+            return  # a WebSocket keeps its own deadlines; a refusal its lingering close
+        quiet = asyncio.get_running_loop().time() - self._last_activity
+        if self.busy or self.pending or self._upgrade_request:
+            self._watch_idle(self.idle_timeout)  # the integration has its own timeout
+        elif quiet < self.idle_timeout:
+            self._watch_idle(self.idle_timeout - quiet)
+        elif self._in_body or self._head_raw:
+            self._refuse(error_response(408))
+        else:
+            self.close()
 
     def pause_writing(self) -> None:
         if self.upgraded is not None:
@@ -338,6 +371,8 @@ class HttpConnection(asyncio.Protocol):
                 self._pending_bytes -= len(item.body)
             self._maybe_resume()
             self._run(item)
+        if self._eof and not (self.busy or self.pending):
+            self.close()
 
     def _run(self, item: Request | Response) -> None:
         """Answer one request (or write a refusal); an awaitable answer makes us busy."""
@@ -391,6 +426,7 @@ class HttpConnection(asyncio.Protocol):
             return
         keep_alive = keep_alive and not response.close
         self.transport.write(response.serialize(keep_alive, head_only))
+        self._last_activity = asyncio.get_running_loop().time()
         if keep_alive:
             return
         if self._refused:

@@ -3,20 +3,26 @@
 
 Order of precedence: the endpoints document; a route that matches (other than `$default`); a
 static file (GET/HEAD only); the `$default` route; 404 `{"message":"Not Found"}` as HTTP APIs
-answer. CORS is permissive locally (the model does not carry the API's CorsConfiguration):
-a preflight is answered 204 with what it asked for, and every answer to a request with an
-`Origin` gets `Access-Control-Allow-Origin` unless the function set it.
+answer.
+
+CORS follows each HTTP API's `CorsConfiguration` from the template (cors.py): an API without
+one answers no preflight and adds no CORS headers, as in AWS. One local addition: the web
+client served on this port is an allowed origin of every API that has a configuration (under
+each name of the loopback host), as the deployed client's origin would be listed in the
+template's AllowOrigins.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Mapping
 from pathlib import Path
 
-from .. import events
-from ..events import HttpRequestInfo, aws_id, now_ms
-from ..model import HttpRoute
-from ..routing import DEFAULT, HttpRouter
+from .. import cors
+from ..gateway import events
+from ..gateway.events import HttpRequestInfo, aws_id, now_ms
+from ..gateway.routing import DEFAULT, HttpRouter
+from ..model import Cors, HttpRoute
 from ..template import api_id_for
 from .http11 import HttpConnection, Request, Response, json_response
 from .invoke import Integrations, log_line
@@ -35,8 +41,14 @@ class HttpApiGateway:
         account_id: str,
         static_dir: Path | None = None,
         endpoints_json: bytes = b"{}",
+        cors_configurations: Mapping[str, Cors] | None = None,
+        web_origins: tuple[str, ...] = (),
     ) -> None:
         self.router = HttpRouter(routes)
+        self.cors = {api: dataclasses.replace(c, allow_origins=(*c.allow_origins, *web_origins))
+                     for api, c in (cors_configurations or {}).items()}
+        apis = {r.api_logical_id for r in routes}
+        self._sole_api = apis.pop() if len(apis) == 1 else None
         self.integrations = integrations
         self.domain_name = domain_name
         self.account_id = account_id
@@ -52,9 +64,13 @@ class HttpApiGateway:
             return json_response(200, self.endpoints_json, [("Cache-Control", "no-store"),
                                                             ("Access-Control-Allow-Origin", "*")])
         origin = request.header("Origin")
-        if (request.method == "OPTIONS" and origin
-                and request.header("Access-Control-Request-Method")):
-            return self._preflight(request, origin)
+        asked = request.header("Access-Control-Request-Method")
+        if request.method == "OPTIONS" and origin and asked:
+            found = self.router.match(asked, request.path)
+            config = self._cors_for(found.route if found else None)
+            if config is not None:
+                return Response(204, cors.preflight(
+                    config, origin, request.header("Access-Control-Request-Headers")))
         match = self.router.match(request.method, request.path)
         if match is not None and match.route_key != DEFAULT:
             return self._invoke(request, match.route, match.route_key, match.path_parameters)
@@ -64,7 +80,7 @@ class HttpApiGateway:
                 return static
         if match is not None:
             return self._invoke(request, match.route, match.route_key, match.path_parameters)
-        return _with_cors(json_response(404, b'{"message":"Not Found"}'), origin)
+        return self._with_cors(json_response(404, b'{"message":"Not Found"}'), None, origin)
 
     # --- routes -------------------------------------------------------------------------
 
@@ -98,27 +114,21 @@ class HttpApiGateway:
             answer = events.http_v2_answer(inv.payload)
         log_line("HTTP", route_key, inv, answer.status)
         headers = [*answer.headers, ("apigw-requestid", request_id)]
-        return _with_cors(Response(answer.status, headers, answer.body), request.header("Origin"))
+        return self._with_cors(Response(answer.status, headers, answer.body), route,
+                               request.header("Origin"))
 
-    def _preflight(self, request: Request, origin: str) -> Response:
-        methods = self.router.allowed_methods(request.path) or {"GET", "POST", "PUT", "PATCH",
-                                                                "DELETE"}
-        if "ANY" in methods:
-            methods = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"}
-        headers = [
-            ("Access-Control-Allow-Origin", origin),
-            ("Access-Control-Allow-Methods", ",".join(sorted(methods))),
-            ("Access-Control-Max-Age", "600"),
-            ("Vary", "Origin"),
-        ]
-        asked = request.header("Access-Control-Request-Headers")
-        if asked:
-            headers.append(("Access-Control-Allow-Headers", asked))
-        return Response(204, headers)
+    # --- CORS ---------------------------------------------------------------------------
 
-def _with_cors(response: Response, origin: str | None) -> Response:
-    if origin and not any(k.lower() == "access-control-allow-origin" for k, _ in response.headers):
-        response.headers.append(("Access-Control-Allow-Origin", origin))
-        response.headers.append(("Vary", "Origin"))
-    return response
+    def _cors_for(self, route: HttpRoute | None) -> Cors | None:
+        """The CorsConfiguration of the API a request belongs to: its route's, else (no route
+        matched) the only API's."""
+        api = route.api_logical_id if route is not None else self._sole_api
+        return self.cors.get(api) if api is not None else None
+
+    def _with_cors(self, response: Response, route: HttpRoute | None,
+                   origin: str | None) -> Response:
+        config = self._cors_for(route)
+        if config is not None:
+            response.headers = cors.apply(config, origin, response.headers)
+        return response
 

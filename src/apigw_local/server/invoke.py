@@ -1,17 +1,18 @@
-"""Calling a function from the gateway, with one readable log line per invocation."""
+"""Calling a function from the gateway: API Gateway's integration timeout, one readable log
+line per invocation, and the observers' records (see `gateway/observer.py`)."""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 from collections.abc import Mapping
 from typing import Any
 
+from ..gateway.invocation import FunctionError, Invocation, Invoker
+from ..gateway.observer import InvocationRecord, Observers
 from ..model import Function
 from ..redact import redact
-from ..runtime.invocation import FunctionError, Invocation, Invoker
 
 log = logging.getLogger("apigw_local.invocations")
 
@@ -27,13 +28,27 @@ class Integrations:
         invoker: Invoker,
         functions: Mapping[str, Function],
         integration_timeout: float = INTEGRATION_TIMEOUT,
+        observers: Observers | None = None,
     ) -> None:
         self.invoker = invoker
         self.functions = functions
         self.integration_timeout = integration_timeout
+        self.observers = observers or Observers()
+        self.gateway_invoker = _GatewayInvoker(self)
 
     async def invoke(self, function: str, event: dict[str, Any]) -> tuple[Invocation, bool]:
         """Run `function`; the flag is True when API Gateway's integration timeout cut it."""
+        inv, timed_out = await self._invoke(function, event)
+        if self.observers.observers:
+            context = event.get("requestContext") or {}
+            self.observers.invocation(InvocationRecord(
+                function=function, route_key=str(context.get("routeKey", "")),
+                connection_id=context.get("connectionId"), request_id=inv.request_id,
+                duration_ms=inv.duration_ms, status="ok" if inv.error is None else inv.error.type,
+                logs=inv.logs))
+        return inv, timed_out
+
+    async def _invoke(self, function: str, event: dict[str, Any]) -> tuple[Invocation, bool]:
         start = time.perf_counter()
         fn = self.functions.get(function)
         try:
@@ -62,6 +77,21 @@ class Integrations:
         )
 
 
+class _GatewayInvoker:
+    """`Integrations` as the gateway core's `Invoker`: one log line per invocation."""
+
+    def __init__(self, integrations: Integrations) -> None:
+        self.integrations = integrations
+
+    async def invoke(self, function: str, event: dict[str, Any], *,
+                     request_id: str | None = None) -> Invocation:
+        inv, _ = await self.integrations.invoke(function, event)
+        route = (event.get("requestContext") or {}).get("routeKey", "")
+        log_line("AUTH" if event.get("type") == "REQUEST" else "WS", str(route), inv,
+                 "ok" if inv.ok else "error")
+        return inv
+
+
 def log_line(kind: str, route: str, inv: Invocation, status: str | int) -> None:
     if not log.isEnabledFor(logging.INFO):
         return
@@ -70,44 +100,3 @@ def log_line(kind: str, route: str, inv: Invocation, status: str | int) -> None:
         detail = redact(f"  {inv.error.type}: {inv.error.message}")[:300]
     log.info("%-4s %-28s %-24s %8.1f ms  %s%s", kind, route, inv.function, inv.duration_ms,
              status, detail)
-
-
-def management_handler(get_app: Any, *, host: str, port: int) -> Any:
-    """The runtime's direct Management API path, answered by `get_app().handle` (the WebSocket
-    port's HTTP application, which serves `@connections`), so both transports share one code
-    path: the same request object, routing, registry calls and error answers.
-
-    Returns `(method, path, body) → (status, headers, body)`; the headers are those the HTTP
-    route would send on the wire (Content-Length and Connection included), so botocore parses
-    the same response either way.
-    """
-    from .http11 import Request
-
-    peer = ("127.0.0.1", 0)
-    host_header = [("Host", f"{host}:{port}")]
-
-    def answer(response: Any) -> tuple[int, list[tuple[str, str]], bytes]:
-        headers = [(k, v) for k, v in response.headers
-                   if k.lower() not in ("content-length", "transfer-encoding", "connection")]
-        if response.status not in (204, 304) and not 100 <= response.status < 200:
-            headers.append(("Content-Length", str(len(response.body))))
-        headers.append(("Connection", "keep-alive"))
-        body = b"" if response.status in (204, 304) else response.body
-        return response.status, headers, body
-
-    async def later(pending: Any) -> tuple[int, list[tuple[str, str]], bytes]:
-        return answer(await pending)
-
-    def handle(method: str, path: str, body: bytes) -> Any:
-        request = Request(method=method, target=path, headers=host_header, body=body,
-                          keep_alive=True, http_version="1.1", peer=peer, scheme="https",
-                          local_port=port)
-        app = get_app()
-        if app is None:  # not serving yet (or any more)
-            return 503, [("Content-Type", "application/json")], b'{"message":"Unavailable"}'
-        response = app.handle(request)
-        if inspect.isawaitable(response):
-            return later(response)
-        return answer(response)
-
-    return handle

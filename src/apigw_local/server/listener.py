@@ -28,14 +28,18 @@ class PortInUse(OSError):
 
 
 class Listener:
+    """Serves `protocol_factory` on a socket made by `Listener.bind` (bound first, so its port
+    is known before what it serves is built)."""
+
     def __init__(
         self,
+        sock: socket.socket,
         protocol_factory: Callable[[], asyncio.Protocol],
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        self.sock: socket.socket | None = sock
         self.protocol_factory = protocol_factory
         self.ssl_context = ssl_context
-        self.sock: socket.socket | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._waiting: set[socket.socket] = set()
         self._tasks: set[asyncio.Task[object]] = set()
@@ -45,7 +49,8 @@ class Listener:
         assert self.sock is not None
         return self.sock.getsockname()[1]
 
-    def bind(self, host: str, port: int) -> None:
+    @staticmethod
+    def bind(host: str, port: int) -> socket.socket:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -56,7 +61,7 @@ class Listener:
             raise PortInUse(host, port, err) from err
         sock.listen(1024)
         sock.setblocking(False)
-        self.sock = sock
+        return sock
 
     def start(self) -> None:
         assert self.sock is not None

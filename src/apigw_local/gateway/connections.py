@@ -31,7 +31,9 @@ class State(enum.Enum):
 class Transport(Protocol):
     """What the registry needs from a connection's socket."""
 
-    def send_text(self, data: str) -> None: ...
+    def send_text(self, data: str) -> bool:
+        """Queue one text frame; False when the client's buffer is full (it was closed)."""
+        ...
 
     def close(self, code: int, reason: str) -> None: ...
 
@@ -61,12 +63,10 @@ def bad_request(message: str) -> ManagementError:
     return ManagementError(400, "BadRequestException", message)
 
 
-def forbidden(message: str = "Forbidden") -> ManagementError:
-    return ManagementError(403, "ForbiddenException", message)
-
-
-def limit_exceeded(message: str = "Rate exceeded") -> ManagementError:
-    return ManagementError(429, "LimitExceededException", message)
+def client_buffer_full() -> ManagementError:
+    # botocore's model: LimitExceededException is also "the WebSocket client side buffer is
+    # full".
+    return ManagementError(429, "LimitExceededException", "Client side buffer is full")
 
 
 _ID = re.compile(r"^[A-Za-z0-9+/_\-]{15}=$")
@@ -142,9 +142,10 @@ class ConnectionRegistry:
     # --- Management API ------------------------------------------------------------------
 
     def _open_connection(self, connection_id: str) -> Connection:
+        # A malformed id is gone too: "the connectionID isn't valid" is one of the causes AWS's
+        # knowledge-center article on 410 GoneException lists.
         if not _ID.match(connection_id):
-            # AWS answers an id that cannot be one of its own with BadRequestException.
-            raise bad_request(f"Invalid connectionId: {connection_id}")
+            raise gone(connection_id)
         conn = self._connections.get(connection_id)
         if conn is None or conn.state is not State.OPEN:
             raise gone(connection_id)
@@ -161,7 +162,8 @@ class ConnectionRegistry:
             # API Gateway sends Data as a text frame; bytes that are not UTF-8 cannot be one.
             raise bad_request("Data must be UTF-8 text") from None
         assert conn.transport is not None
-        conn.transport.send_text(text)
+        if not conn.transport.send_text(text):
+            raise client_buffer_full()
         conn.touch()
 
     def describe(self, connection_id: str) -> dict[str, Any]:
@@ -183,22 +185,3 @@ class ConnectionRegistry:
         assert conn.transport is not None
         conn.transport.close(1000, "")
 
-
-def new_connection_info(
-    registry: ConnectionRegistry,
-    *,
-    api_id: str,
-    stage: str,
-    domain_name: str,
-    source_ip: str,
-    user_agent: str | None,
-) -> ConnectionInfo:
-    return ConnectionInfo(
-        connection_id=registry.new_id(),
-        api_id=api_id,
-        stage=stage,
-        domain_name=domain_name,
-        source_ip=source_ip,
-        user_agent=user_agent,
-        connected_at=now_ms(),
-    )

@@ -1,4 +1,8 @@
-"""What an invocation returns to the gateway: the contract between runtime and gateway."""
+"""What an invocation returns to the gateway: the contract between the runtime and the gateway.
+
+The gateway defines it and the runtime implements it (`runtime.Runtime` is an `Invoker`), so
+`gateway/` never imports `runtime/`.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ class FunctionError:
     """An invocation that did not return: Lambda's errorType / errorMessage / stackTrace.
 
     `type` is the exception's class name for a handler exception ("ValueError"),
-    "Sandbox.Timedout" when the function's Timeout ran out, "Runtime.ExitError" when
+    "Sandbox.Timedout" when the function's Timeout ran out, "Gateway.IntegrationTimeout"
+    when API Gateway's integration timeout (29 s) cut it, "Runtime.ExitError" when
     the worker process died, "Runtime.ImportModuleError" / "Runtime.HandlerNotFound"
     when the handler could not be loaded, and "Runtime.MarshalError" when the result
     was not JSON-serialisable.
@@ -29,7 +34,7 @@ class Invocation:
     duration_ms: float
     payload: Any = None  # the handler's return value, JSON-decoded; None when error is set
     error: FunctionError | None = None
-    logs: tuple[str, ...] = field(default=())  # unused by the gateway; kept for tests/tools
+    logs: tuple[str, ...] = field(default=())  # the handler's log lines, for observers
 
     @property
     def ok(self) -> bool:
@@ -37,7 +42,10 @@ class Invocation:
 
 
 class Invoker(Protocol):
-    """Anything that runs a function with an event (the worker pool; a fake in core tests)."""
+    """Anything that runs a function with an event (the worker pool; a fake in core tests).
+
+    It never raises for the handler's faults: they come back as `Invocation.error`.
+    """
 
     async def invoke(
         self, function: str, event: dict[str, Any], *, request_id: str | None = None

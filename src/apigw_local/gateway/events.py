@@ -209,7 +209,6 @@ def websocket_disconnect(
 class ConnectAnswer:
     status: int
     headers: dict[str, str]
-    body: str | None
 
 
 def connect_answer(payload: Any) -> ConnectAnswer:
@@ -222,13 +221,12 @@ def connect_answer(payload: Any) -> ConnectAnswer:
         try:
             status = int(payload["statusCode"])
         except (TypeError, ValueError):
-            return ConnectAnswer(502, {}, None)
+            return ConnectAnswer(502, {})
         headers = {str(k): str(v) for k, v in (payload.get("headers") or {}).items()}
         for k, values in (payload.get("multiValueHeaders") or {}).items():
             headers[str(k)] = ",".join(str(v) for v in values)
-        body = payload.get("body")
-        return ConnectAnswer(status, headers, None if body is None else str(body))
-    return ConnectAnswer(200, {}, None)
+        return ConnectAnswer(status, headers)
+    return ConnectAnswer(200, {})
 
 
 def route_response_body(payload: Any) -> str | None:
@@ -407,7 +405,3 @@ def internal_server_error() -> HttpAnswer:
     """HTTP APIs answer a failed integration with 500 and this body."""
     return HttpAnswer(500, [("Content-Type", "application/json")],
                       b'{"message":"Internal Server Error"}')
-
-
-def not_found() -> HttpAnswer:
-    return HttpAnswer(404, [("Content-Type", "application/json")], b'{"message":"Not Found"}')

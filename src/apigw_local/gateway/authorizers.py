@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from ..model import Authorizer
 from .events import HandshakeRequest, handshake_headers
-from .model import Authorizer
-from .runtime.invocation import Invocation
+from .invocation import Invocation
 
 
 @dataclass(frozen=True)

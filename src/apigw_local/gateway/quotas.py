@@ -16,12 +16,9 @@ from dataclasses import dataclass
 KB = 1024
 
 # RFC 6455 7.4.1 status codes used by API Gateway.
-CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_UNSUPPORTED_DATA = 1003  # binary frames from clients
 CLOSE_INVALID_DATA = 1007  # text frame that is not UTF-8
-CLOSE_MESSAGE_TOO_BIG = 1009
-CLOSE_INTERNAL_ERROR = 1011
 
 
 @dataclass(frozen=True)
@@ -34,9 +31,14 @@ class Quotas:
     max_duration: float = 2 * 60 * 60.0  # seconds since the connection opened
     # PostToConnection: "Data" over the message payload limit → 413 PayloadTooLargeException.
     management_data_bytes: int = 128 * KB
-    # Not an AWS quota: bytes queued for one slow client before it is closed (1001), so a
-    # client that never reads cannot make the gateway hold unbounded memory.
-    client_write_buffer_bytes: int = 16 * 1024 * KB
+    # Not AWS quotas: bounds that keep one client from holding the gateway's memory or the
+    # workers (see session.py). Bytes waiting for a client that does not read before it is
+    # closed; invocations of one connection running at once, and waiting before the gateway
+    # stops reading that client (by count and by the bytes of their messages).
+    client_write_buffer_bytes: int = 4 * 1024 * KB
+    connection_inflight: int = 2
+    connection_queue: int = 64
+    connection_queue_bytes: int = 1024 * KB
 
     def websocket_max_size(self) -> tuple[int, int]:
         """(max message, max frame) in the form websockets' sans-I/O protocol takes."""

@@ -1,33 +1,39 @@
-"""The Management API without the HTTP hop: botocore calls answered over a worker channel.
+"""The worker channel: how a worker's botocore reaches the gateway's Management API core
+without the HTTP hop. Both ends live here: the worker's (`Channel`, the botocore hook) and the
+gateway's (`GatewayEnd`).
 
 A delivery through `post_to_connection` used to be a full HTTPS request from the worker to the
 gateway: TLS, HTTP framing and a connection pool, 1–3 ms of CPU each on a small machine. Here
-botocore still does everything of its own — parameter validation, serialisation, the request
-URL, response parsing and typed exceptions (`GoneException` is raised by botocore itself, from
-the gateway's answer) — but the request does not go through the network:
+botocore still does everything of its own — parameter validation, endpoint resolution,
+serialisation, response parsing and typed exceptions (`GoneException` is raised by botocore
+itself, from the gateway's answer) — but the request does not go through the network:
 
-- the worker bootstrap appends a `before-call.apigatewaymanagementapi` handler to
-  `botocore.handlers.BUILTIN_HANDLERS`, the list every botocore session (and so every boto3
-  session, default or not) registers when it is created. A `before-call` handler that returns
-  `(http_response, parsed)` short-circuits the send: the mechanism botocore's Stubber uses;
-- the handler answers only for requests whose endpoint host is one of the emulator's own
-  WebSocket port (`APIGW_LOCAL_MANAGEMENT_HOSTS`); any other endpoint (AWS itself, another
-  emulator) takes botocore's normal path;
+- every botocore client is offered to `initialize_client_plugin` as it is created: botocore's
+  client plugins, named by `BOTOCORE_EXPERIMENTAL__PLUGINS` in the worker's environment. For
+  an `apigatewaymanagementapi` client whose endpoint is one of the emulator's own WebSocket
+  port (`APIGW_LOCAL_MANAGEMENT_HOSTS`), a `before-call.apigatewaymanagementapi` handler is
+  registered on that client's own event emitter; botocore's global handler lists are left
+  alone, and clients for anything else (DynamoDB, AWS itself) are not touched;
+- `before-call` runs after validation and serialisation and before signing and sending; a
+  handler that returns `(http_response, parsed)` answers the call (the mechanism botocore's
+  Stubber uses). Answering there costs 45 µs of CPU per call where answering at `before-send`
+  cost 258 µs;
 - the request (method, path, body, exactly as botocore serialised them) goes over a socket to
-  the gateway, which answers it with the very code that serves `@connections` over HTTP
-  (status, headers, body); the answer is parsed by botocore's own parser for the service's
-  protocol, with the modelled error fields, as `Endpoint` does.
+  the gateway, whose `gateway.management.Management.handle` answers it — the code that serves
+  `@connections` over HTTP — in one hop; the answer is parsed by botocore's own parser for the
+  service's protocol, with the modelled error fields, as `Endpoint` does.
 
-What is skipped: signing (the gateway never checked signatures), retries (a local socket does
-not drop requests) and the `before-send`/`before-parse` events.
-`APIGW_LOCAL_MANAGEMENT_TRANSPORT=http` in the worker's environment (or the CLI's
-`--management-transport http`) keeps the HTTP path.
+What is skipped: signing (the channel is a socket the runtime handed to its own worker, so the
+gateway trusts it as signed), retries (a local socket does not drop requests) and the
+`before-send`/`before-parse` events. `APIGW_LOCAL_MANAGEMENT_TRANSPORT=http` in the worker's
+environment (the CLI's `--management-transport http`) keeps botocore's HTTPS path. A botocore
+without client plugins takes the HTTPS path too.
 
 The channel is one socket per worker, thread-safe and pipelined: any number of threads may
-have requests in flight, matched to answers by id; a reader thread started on first use
-delivers the answers. Frame (both ways): 4-byte big-endian length, 4-byte id, 2-byte header
-length, the header as latin-1 text (request: `METHOD path`; answer: `status` then one
-`name: value` per line), then the body. No JSON: this runs for every delivery.
+have requests in flight, matched to answers by id. Frame (both ways): 4-byte big-endian
+length, 4-byte id, 2-byte header length, the header as latin-1 text (request: `METHOD path`;
+answer: `status` then one `name: value` per line), then the body. No JSON: this runs for every
+delivery. Stdlib only at import (the worker imports it before the handler's paths are set).
 """
 
 from __future__ import annotations
@@ -42,7 +48,10 @@ from urllib.parse import urlsplit
 
 HOSTS_ENV = "APIGW_LOCAL_MANAGEMENT_HOSTS"
 TRANSPORT_ENV = "APIGW_LOCAL_MANAGEMENT_TRANSPORT"
-EVENT = "before-call.apigatewaymanagementapi"
+PLUGINS_ENV = "BOTOCORE_EXPERIMENTAL__PLUGINS"
+PLUGIN = f"apigw_local={__name__}"
+SERVICE = "apigatewaymanagementapi"
+EVENT = f"before-call.{SERVICE}"
 
 _LENGTH = struct.Struct(">I")
 _HEAD = struct.Struct(">IH")  # id, header length
@@ -184,7 +193,7 @@ def make_handler(hosts: Iterable[str], channel: Channel) -> Any:
         url = params.get("url") or ""
         parts = urlsplit(url)
         if parts.netloc.lower() not in local:
-            return None  # not our gateway: botocore sends it as usual
+            return None  # not our gateway (the endpoint changed): botocore sends it as usual
         body = params.get("body") or b""
         if isinstance(body, str):
             body = body.encode("utf-8")
@@ -215,21 +224,87 @@ def make_handler(hosts: Iterable[str], channel: Channel) -> Any:
     return before_call
 
 
-def install(fd: int, environ: Any = os.environ) -> bool:
-    """Install the direct path for every botocore session created from now on.
+# The worker's installed channel: (hosts, before-call handler); None without one.
+_installed: tuple[frozenset[str], Any] | None = None
 
-    Returns False (and leaves botocore alone) when the transport is `http`, no hosts are given,
-    or botocore is not installed for this function.
+
+def install(fd: int, environ: Any = os.environ) -> bool:
+    """Answer this worker's Management API calls to the gateway over the socket `fd`.
+
+    Returns False (closing `fd`) when the transport is `http` or no hosts are given.
     """
-    hosts = [h for h in (environ.get(HOSTS_ENV) or "").split(",") if h]
+    global _installed
+    hosts = frozenset(h.lower() for h in (environ.get(HOSTS_ENV) or "").split(",") if h)
     if not hosts or environ.get(TRANSPORT_ENV, "direct").lower() == "http":
         os.close(fd)
         return False
     try:
-        import botocore.handlers
-    except ImportError:
+        handler = make_handler(hosts, Channel(socket.socket(fileno=fd)))
+    except ImportError:  # no botocore for this function: nothing to answer
         os.close(fd)
         return False
-    channel = Channel(socket.socket(fileno=fd))
-    botocore.handlers.BUILTIN_HANDLERS.append((EVENT, make_handler(hosts, channel)))
+    _installed = (hosts, handler)
     return True
+
+
+def installed() -> bool:
+    return _installed is not None
+
+
+def initialize_client_plugin(client: Any) -> None:
+    """botocore's client-plugin entry point: hook this client if it calls our gateway."""
+    if _installed is None:
+        return
+    try:
+        if client.meta.service_model.service_name != SERVICE:
+            return
+        hosts, handler = _installed
+        if urlsplit(client.meta.endpoint_url or "").netloc.lower() in hosts:
+            client.meta.events.register(EVENT, handler)
+    except Exception:  # never break the handler's client: it keeps botocore's HTTPS path
+        return
+
+
+# --- the gateway's end ---------------------------------------------------------------------
+
+
+class GatewayEnd:
+    """The gateway's end of one worker's channel (an asyncio protocol, duck-typed so the
+    worker need not import asyncio): each request is answered by `answer(method, path, body)`
+    synchronously, in arrival order."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer  # (method, path, body) → (status, headers, body)
+        self.transport: Any = None
+        self.buffer = bytearray()
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        out: list[bytes] = []
+        while len(buffer) >= 4:
+            size = int.from_bytes(buffer[:4], "big")
+            if len(buffer) < 4 + size:
+                break
+            payload = bytes(buffer[4:4 + size])
+            del buffer[:4 + size]
+            request_id, head, body = decode(payload)
+            status, headers, answer = self.answer(*parse_request_head(head), body)
+            out.append(encode(request_id, answer_head(status, headers), answer))
+        if out and self.transport is not None:
+            self.transport.write(b"".join(out))
+
+    def eof_received(self) -> None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+
+    def pause_writing(self) -> None:
+        return None
+
+    def resume_writing(self) -> None:
+        return None

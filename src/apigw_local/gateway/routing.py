@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from .model import HttpRoute, WebSocketApi, WebSocketRoute
+from ..model import HttpRoute, WebSocketApi, WebSocketRoute
 
 CONNECT = "$connect"
 DISCONNECT = "$disconnect"
@@ -50,7 +50,6 @@ class Selection:
     """The outcome of route selection for one message."""
 
     route: WebSocketRoute | None  # None: no route matched and there is no $default
-    selected: str | None  # the value the expression selected (None when it selected nothing)
 
     @property
     def route_key(self) -> str:
@@ -77,8 +76,8 @@ class WebSocketRouter:
         if selected is not None:
             route = self._custom.get(selected)
             if route is not None:
-                return Selection(route, selected)
-        return Selection(self.default, selected)
+                return Selection(route)
+        return Selection(self.default)
 
     def _evaluate(self, body: str | bytes) -> str | None:
         if not self._custom:  # only $default: no need to parse
@@ -146,9 +145,6 @@ class HttpRouter:
         compiled = [_compile(r) for r in routes]
         # Exact literal paths are most specific of all: keep them sorted first by rank.
         self._routes = sorted(compiled, key=lambda c: c.rank)
-
-    def __bool__(self) -> bool:
-        return bool(self._routes)
 
     def match(self, method: str, path: str) -> HttpMatch | None:
         method = method.upper()
