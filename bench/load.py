@@ -65,6 +65,7 @@ class Member:
         self.views: dict[str, View] = {}
         self.answered: set[str] = set()  # rooms whose `join` was answered
         self.errors: list[dict] = []
+        self.frames = 0  # every frame received, whatever it is
         self.closed = False
         self.reader: asyncio.Task[None] | None = None
 
@@ -75,6 +76,7 @@ class Member:
         try:
             async for raw in self.ws:
                 now = time.perf_counter()
+                self.frames += 1
                 frame = json.loads(raw)
                 kind = frame.get("type")
                 if kind == "message":
@@ -145,6 +147,19 @@ class Fleet:
             raise RuntimeError(f"{len(failures)} of {count} connections failed; first: "
                                f"{failures[0]!r}")
         return opened
+
+    async def warm(self, members: list[Member], rounds: int = 2, timeout: float = 60) -> bool:
+        """Every member pings at once, `rounds` times, and waits for the answers (the app's
+        `pong`, the baselines' echo): the server's worker pool grows to its size before a
+        figure is measured, so cold starts are measured on their own (echo, from cold)."""
+        for _ in range(rounds):
+            seen = [m.frames for m in members]
+            await asyncio.gather(*(m.send({"action": "ping"}) for m in members))
+            if not await self.wait(lambda s=seen: all(m.frames > n for m, n in zip(members, s,
+                                                                                   strict=True)),
+                                   timeout, poll=0.02):
+                return False
+        return True
 
     async def close(self) -> None:
         for member in self.members:
