@@ -40,8 +40,9 @@ def _notes(results: dict[str, object]) -> list[str]:
     capped = report.get(results, "rooms.apigw-local.joins.capped_views")
     if capped:
         notes.append(f"Joins: {capped} clients last saw a `presence` list capped at 100 members "
-                     "(docs/protocol.md); for them, consistent means the count is right and "
-                     "every listed member is real.")
+                     "(docs/protocol.md); for them, consistent means every listed member is real "
+                     "and the count agrees, allowing for `joined` frames of users the snapshot "
+                     "did not list (it may have counted them already).")
     if report.get(results, "dashboards") is not None:
         notes.append("Dashboards: the app pushes `income` before it answers the verify, so the "
                      "figure from the answer can be ≤ 0; from the request it is "

@@ -27,32 +27,30 @@ class View:
     users: set[str] = field(default_factory=set)
     count: int = 0
     capped: bool = False  # the last snapshot listed fewer users than it counted
-    # (a capped view counts a `joined` user it does not list as new: in a race with the
-    # snapshot that can overcount, and the view then shows as inconsistent until the next one)
+    # `joined` users a capped snapshot did not list: each may or may not be in its count
+    unsure: int = 0
 
     def apply(self, frame: dict) -> None:
         kind = frame.get("type")
         if kind == "presence":
             self.users = set(frame.get("members", ()))
             self.count = int(frame.get("count", len(self.users)))
-            self.capped = len(self.users) < self.count
-        elif kind in ("joined", "left"):
-            user, known = frame["user"], frame["user"] in self.users
-            if kind == "joined" and not known:
-                self.users.add(user)
-                self.count += 1
-            elif kind == "left" and known:
-                self.users.discard(user)
-                self.count -= 1
-            elif kind == "left" and self.capped:  # one of those the capped list left out
-                self.count -= 1
+            self.capped, self.unsure = len(self.users) < self.count, 0
+        elif kind == "joined" and frame["user"] not in self.users:
+            self.users.add(frame["user"])
+            self.count += 1
+            self.unsure += self.capped
+        elif kind == "left" and (frame["user"] in self.users or self.capped):
+            self.users.discard(frame["user"])
+            self.count -= 1
 
     def consistent(self, truth: set[str]) -> bool:
-        """Every member listed; where the protocol caps the list, the count and the listed
-        members agree with the truth."""
+        """Every member listed; where the protocol caps the list (docs/protocol.md), every
+        listed member is real and the count agrees with the truth."""
         if self.users == truth:
             return True
-        return self.capped and self.count == len(truth) and self.users <= truth
+        return (self.capped and self.users <= truth
+                and self.count - self.unsure <= len(truth) <= self.count)
 
 
 class Member:

@@ -117,3 +117,12 @@ def test_capped_view_counts_later_joins():
     assert view.count == 150 and view.consistent(truth)
     view.apply({"type": "joined", "user": "u145"})  # a repeat changes nothing
     assert view.count == 150
+
+
+def test_capped_view_is_unsure_of_unlisted_joins():
+    truth = {f"u{n:03}" for n in range(150)}
+    view = View()
+    view.apply({"type": "presence", "members": sorted(truth)[:100], "count": 150})
+    view.apply({"type": "joined", "user": "u120"})  # joined before the snapshot was read
+    assert view.count == 151 and view.consistent(truth)
+    assert not view.consistent(truth | {"u999"} | {"u998"})
