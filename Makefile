@@ -94,15 +94,17 @@ checkov: $(CHECKOV_VENV)/.installed
 
 # --- the two commands -------------------------------------------------------
 
+# .local/ holds the key, the local CA and the persisted tables: this user's alone (umask: the
+# key is never readable by others, not even for a moment).
 $(LOCAL_SECRET):
-	@mkdir -p $(dir $@)
-	@$(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))' > $@
-	@chmod 600 $@
+	@mkdir -p -m 700 $(dir $@)
+	@umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))' > $@
 
 run: deps $(LOCAL_SECRET)
 	@echo "==> tokens for the local app (make token USER=… ROLE=… makes more)"
 	@echo "user  (alice): $$(AUTH_SECRET=$$(cat $(LOCAL_SECRET)) $(PY) -m scripts.token --user alice --role user)"
 	@echo "admin (admin): $$(AUTH_SECRET=$$(cat $(LOCAL_SECRET)) $(PY) -m scripts.token --user admin --role admin)"
+	@chmod 700 $(dir $(LOCAL_SECRET))
 	@$(PY) local/seed.py > .local/seed.json
 	@# The secret travels in the environment, never in argv (which every local user sees in ps).
 	@APIGW_LOCAL_PARAMETER_AuthSecret="$$(cat $(LOCAL_SECRET))" \

@@ -79,7 +79,7 @@ class HttpRoute:
 
 @dataclass(frozen=True)
 class Cors:
-    """An HTTP API's `CorsConfiguration` (see cors.py for how API Gateway applies it)."""
+    """An HTTP API's `CorsConfiguration` (see gateway/cors.py for how API Gateway applies it)."""
 
     allow_origins: tuple[str, ...] = ()
     allow_methods: tuple[str, ...] = ()

@@ -335,3 +335,15 @@ def test_a_send_that_died_before_storing_is_finished_by_its_retry_elsewhere(room
     assert (stored.id, stored.sent_at) == (calls[0].id, calls[0].sent_at)
     assert room.management.frames("c1b")[-1]["type"] == "ack"
     assert first_arrivals(room.management.frames("c2")) == ["hello"]
+
+
+def test_where_the_member_list_is_capped_a_join_sends_the_room_a_snapshot(room, monkeypatch):
+    """A `joined` delta cannot keep the count of a capped list: the room gets the joiner's
+    `presence` snapshot (with the count) instead."""
+    from realtime import chat
+
+    monkeypatch.setattr(chat, "PRESENCE_MEMBERS", 2)
+    room.connect("c4", "dave", room=None)
+    room.send("c4", {"action": "join", "room": "general"})
+    last = room.management.frames("c2")[-1]
+    assert (last["type"], last["count"], len(last["members"])) == ("presence", 4, 2)

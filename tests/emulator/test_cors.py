@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from apigw_local import cors
+from apigw_local.gateway import cors
 from apigw_local.model import Cors
 from apigw_local.template import TemplateError, load_application
 

@@ -3,15 +3,12 @@ its memory, what its logs hold, and how secrets reach it without its argv."""
 
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from emulator_process import EmulatorProcess
 from http_support import http
 
 pytestmark = pytest.mark.integration
@@ -22,51 +19,20 @@ TOKEN = "tok-4f1d9c2e8b7a"
 AUTHZ = "Bearer authz-9e8d7c6b5a41"
 
 
-class Emulator:
-    """An `apigw-local start` process on free ports; its stdout/stderr are kept."""
+def emulator(tmp: Path, *args: str, env: dict[str, str] | None = None) -> EmulatorProcess:
+    """`apigw-local start -v` on the fixture template, free ports, its output kept."""
+    return EmulatorProcess(tmp, "--template", str(FIXTURE / "template.yaml"),
+                           "--state-dir", str(tmp / "state"), "-v", *args,
+                           env={**os.environ, **(env or {})})
 
-    def __init__(self, tmp: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.endpoints_file = tmp / "endpoints.json"
-        self.log_path = tmp / "emulator.log"
-        self.args = [sys.executable, "-m", "apigw_local.cli", "start",
-                     "--template", str(FIXTURE / "template.yaml"), "--port", "0",
-                     "--ws-port", "0", "--state-dir", str(tmp / "state"),
-                     "--static", str(FIXTURE / "web"),
-                     "--endpoints-file", str(self.endpoints_file), "-v", *args]
-        self.env = {**os.environ, **(env or {})}
 
-    def __enter__(self) -> "Emulator":
-        self.endpoints_file.unlink(missing_ok=True)
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.args, env=self.env, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while not self.endpoints_file.exists() or not self.endpoints_file.read_text():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"apigw-local did not start:\n{self.logs()}")
-            time.sleep(0.1)
-        self.http = json.loads(self.endpoints_file.read_text())["http"]
-        self.port = int(self.http.rsplit(":", 1)[1])
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
-
-    def logs(self) -> str:
-        return self.log_path.read_text("utf-8", "replace")
-
-    def status(self, field: str) -> int:
-        """A `/proc/<pid>/status` figure in kB (VmRSS, VmHWM)."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-        raise AssertionError(f"no {field} in /proc/{self.proc.pid}/status")
+def proc_status(em: EmulatorProcess, field: str) -> int:
+    """A `/proc/<pid>/status` figure of the emulator's process, in kB (VmRSS, VmHWM)."""
+    assert em.process is not None
+    for line in Path(f"/proc/{em.process.pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{em.process.pid}/status")
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -101,29 +67,33 @@ def post_400_mb(port: int, chunked: bool) -> int:
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 def test_a_400_mb_post_does_not_grow_the_gateway(tmp_path):
-    with Emulator(tmp_path) as emu:
-        assert get(emu.http + "/")[0] == 200  # warm: the paths a request takes are loaded
-        start = emu.status("VmRSS")
+    with emulator(tmp_path) as em:
+        base = em.start()["http"]
+        port = int(base.rsplit(":", 1)[1])
+        assert get(base + "/items/1")[0] == 200  # warm: the paths a request takes are loaded
+        start = proc_status(em, "VmRSS")
         # Reset the peak (VmHWM) to the current RSS, so the peak below is this test's alone.
-        Path(f"/proc/{emu.proc.pid}/clear_refs").write_text("5")
-        assert post_400_mb(emu.port, chunked=False) == 413
-        assert post_400_mb(emu.port, chunked=True) == 413
-        peak = emu.status("VmHWM")
-        assert get(emu.http + "/")[0] == 200  # still serving
+        Path(f"/proc/{em.process.pid}/clear_refs").write_text("5")
+        assert post_400_mb(port, chunked=False) == 413
+        assert post_400_mb(port, chunked=True) == 413
+        peak = proc_status(em, "VmHWM")
+        assert get(base + "/items/1")[0] == 200  # still serving
     # The chunked body is read up to the 10 MB quota before the 413: allow that, and no more.
     assert peak - start < 40 * 1024, f"gateway RSS {start} kB → peak {peak} kB"
 
 
 def test_logs_hold_no_token_and_no_authorization(tmp_path):
-    with Emulator(tmp_path) as emu:
+    with emulator(tmp_path) as em:
+        base = em.start()["http"]
         headers = {"Authorization": AUTHZ}
-        # A handler that logs its event and fails quoting it; a crash; a static miss; a 413.
-        assert get(f"{emu.http}/items/leak?token={TOKEN}&x=1", headers)[0] == 500
-        assert get(f"{emu.http}/items/crash?token={TOKEN}", headers)[0] == 500
-        assert get(f"{emu.http}/nothing?token={TOKEN}", headers)[0] == 404
-        assert get(f"{emu.http}/items/1?access_token={TOKEN}", headers)[0] == 200
-        time.sleep(0.5)  # the worker's output is forwarded asynchronously
-    logs = emu.logs()
+        # A handler that logs its event and fails quoting it; a crash; a miss; a plain call.
+        assert get(f"{base}/items/leak?token={TOKEN}&x=1", headers)[0] == 500
+        assert get(f"{base}/items/crash?token={TOKEN}", headers)[0] == 500
+        assert get(f"{base}/nothing?token={TOKEN}", headers)[0] == 404
+        assert get(f"{base}/items/1?access_token={TOKEN}", headers)[0] == 200
+        em.wait_for_log("could not handle")  # the worker's output is forwarded asynchronously
+        em.wait_for_log("boom")
+    logs = em.log()
     assert "could not handle" in logs and "boom" in logs, logs  # the failures were logged
     assert '"rawQueryString"' in logs, logs  # and the careless handler's event too
     assert TOKEN not in logs and "authz-9e8d7c6b5a41" not in logs, logs
@@ -132,27 +102,24 @@ def test_logs_hold_no_token_and_no_authorization(tmp_path):
 def test_secret_parameters_without_argv(tmp_path):
     params = tmp_path / "params.env"
     params.write_text("# local secrets\nSecret=from-the-file\nLogDir=/tmp\n")
-    with Emulator(tmp_path, "--parameter-overrides-file", str(params)) as emu:
-        assert json.loads(get(emu.http + "/items/secret")[1]) == {"secret": "from-the-file"}
-        cmdline = Path(f"/proc/{emu.proc.pid}/cmdline").read_bytes()
-        assert b"from-the-file" not in cmdline
+    with emulator(tmp_path, "--parameter-overrides-file", str(params)) as em:
+        base = em.start()["http"]
+        assert json.loads(get(base + "/items/secret")[1]) == {"secret": "from-the-file"}
+        assert b"from-the-file" not in Path(f"/proc/{em.process.pid}/cmdline").read_bytes()
     env = {"APIGW_LOCAL_PARAMETER_Secret": "from-the-environment"}
-    with Emulator(tmp_path, "--parameter-overrides-file", str(params), env=env) as emu:
+    with emulator(tmp_path, "--parameter-overrides-file", str(params), env=env) as em:
+        base = em.start()["http"]
         # The environment overrides the file; workers do not inherit the variable.
-        assert json.loads(get(emu.http + "/items/secret")[1]) == {
-            "secret": "from-the-environment"}
-        _, body = get(emu.http + "/items/1")
-        assert "from-the-environment" not in emu.logs()
+        assert json.loads(get(base + "/items/secret")[1]) == {"secret": "from-the-environment"}
+        _, body = get(base + "/items/1")
+        assert "from-the-environment" not in em.log()
         assert b"APIGW_LOCAL_PARAMETER" not in body
 
 
 def test_bad_parameters_file_is_a_clear_error_that_does_not_echo_values(tmp_path):
     params = tmp_path / "params.env"
     params.write_text("s3cr3t-without-a-key\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "apigw_local.cli", "start", "--template",
-         str(FIXTURE / "template.yaml"), "--parameter-overrides-file", str(params)],
-        capture_output=True, text=True, timeout=60)
+    proc = emulator(tmp_path, "--parameter-overrides-file", str(params)).run_to_exit()
     assert proc.returncode == 2
     assert "--parameter-overrides-file" in proc.stderr and "KEY=VALUE" in proc.stderr
     assert "s3cr3t" not in proc.stderr

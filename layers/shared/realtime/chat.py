@@ -185,19 +185,25 @@ class Chat:
         )
         messages, cursor = self.store.latest_messages(action.room, JOIN_HISTORY)
         history = HistoryFrame(room=action.room, messages=messages, next=cursor)
+        presence = self.presence(action.room)
         results = [
             self.fanout.send(connection_id, history),
-            self.fanout.send(connection_id, self.presence(action.room)),
+            self.fanout.send(connection_id, presence),
         ]
         if announce:  # a new membership, or the first join after connecting with &room=
-            results.extend(self._announce_join(action.room, identity.user))
+            results.extend(self._announce_join(action.room, identity.user, presence))
         return results
 
-    def _announce_join(self, room: str, user: str) -> list[FanoutResult]:
+    def _announce_join(
+        self, room: str, user: str, presence: PresenceFrame
+    ) -> list[FanoutResult]:
         """`joined` now, a `presence` snapshot at the window's end, or nothing (the window's
-        trailer covers this join): see the module's docstring."""
+        trailer covers this join): see the module's docstring. Where the member list is
+        capped (more users than `presence` lists), a delta cannot keep a view's count: the
+        joiner's own snapshot goes to the room instead of `joined`."""
         target = room_target(room)
-        joined = JoinedFrame(room=room, user=user)
+        capped = presence.count > len(presence.members)
+        joined = presence if capped else JoinedFrame(room=room, user=user)
         if self.presence_window_ms <= 0:
             return [self.fanout.to_target(target, joined)]
         expires = clock.epoch_seconds(self.now() + PRESENCE_WINDOW_TTL)

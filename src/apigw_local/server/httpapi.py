@@ -5,7 +5,7 @@ Order of precedence: the endpoints document; a route that matches (other than `$
 static file (GET/HEAD only); the `$default` route; 404 `{"message":"Not Found"}` as HTTP APIs
 answer.
 
-CORS follows each HTTP API's `CorsConfiguration` from the template (cors.py): an API without
+CORS follows each HTTP API's `CorsConfiguration` from the template (gateway/cors.py): an API without
 one answers no preflight and adds no CORS headers, as in AWS. One local addition: the web
 client served on this port is an allowed origin of every API that has a configuration (under
 each name of the loopback host), as the deployed client's origin would be listed in the
@@ -18,8 +18,7 @@ import dataclasses
 from collections.abc import Awaitable, Mapping
 from pathlib import Path
 
-from .. import cors
-from ..gateway import events
+from ..gateway import cors, events
 from ..gateway.events import HttpRequestInfo, aws_id, now_ms
 from ..gateway.routing import DEFAULT, HttpRouter
 from ..model import Cors, HttpRoute
@@ -61,8 +60,9 @@ class HttpApiGateway:
 
     def handle(self, request: Request) -> Response | Awaitable[Response]:
         if request.path == ENDPOINTS_PATH and request.method in ("GET", "HEAD"):
-            return json_response(200, self.endpoints_json, [("Cache-Control", "no-store"),
-                                                            ("Access-Control-Allow-Origin", "*")])
+            # For the served web client only (same origin): no CORS, so other pages cannot
+            # read which ports the local stack listens on.
+            return json_response(200, self.endpoints_json, [("Cache-Control", "no-store")])
         origin = request.header("Origin")
         asked = request.header("Access-Control-Request-Method")
         if request.method == "OPTIONS" and origin and asked:

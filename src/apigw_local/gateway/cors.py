@@ -17,7 +17,7 @@ exchange); its preflight is still answered, 204 without them.
 
 from __future__ import annotations
 
-from .model import Cors
+from ..model import Cors
 
 _ANY = "*"
 _CORS_PREFIX = "access-control-"
