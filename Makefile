@@ -109,7 +109,7 @@ run: deps $(LOCAL_SECRET)
 	@# The secret travels in the environment, never in argv (which every local user sees in ps).
 	@APIGW_LOCAL_PARAMETER_AuthSecret="$$(cat $(LOCAL_SECRET))" \
 	  $(BIN)/apigw-local start --template template.yaml --template local/template.yaml \
-	  --seed .local/seed.json --persist $(LOCAL_DATA) $(ARGS)
+	  --seed .local/seed.json --persist $(LOCAL_DATA) --reload $(ARGS)
 
 # The seed goes only into tables that do not exist yet: after a reset, all of them.
 reset:

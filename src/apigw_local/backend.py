@@ -163,6 +163,20 @@ class Backend:
             self._start_sweeper()
             self._watchdog = asyncio.get_running_loop().create_task(self._watch())
 
+    async def provision(self, app: Application) -> None:
+        """Create what a reloaded template adds (tables, secrets), as at start."""
+        self.app = app
+        if self.endpoint_url:
+            await asyncio.to_thread(self._provision)
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of the backend, with the credentials apigw-local uses there."""
+        import boto3
+
+        return boto3.session.Session().client(
+            service, endpoint_url=self.endpoint_url, region_name=self.app.region,
+            **(self._credentials or {}))
+
     def _local_credentials(self, url: str) -> None:
         if _has_credentials():
             return

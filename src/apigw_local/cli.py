@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from . import __version__, redact
+from .chaos import Chaos, ChaosError
 from .emulator import Config, Emulator, load_env_vars
 from .server.listener import PortInUse
 
@@ -164,6 +165,19 @@ def _backend_options(command):  # type: ignore[no-untyped-def]
               help="How the functions' boto3 reaches this emulator's @connections: 'direct' "
                    "(botocore validates and parses as usual; the request skips HTTP/TLS) or "
                    "'http' (a real HTTPS request, as in AWS).")
+@click.option("--reload/--no-reload", default=False, show_default=True,
+              help="Watch the functions' code, their layers and the template(s): a change "
+                   "takes effect on the next invocation (docs/devloop.md).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True,
+              help="Invocation logs: Lambda's START/END/REPORT lines (coloured on a terminal) "
+                   "or one JSON object a line.")
+@click.option("--chaos", "chaos_spec", metavar="SPEC",
+              help="Inject faults, e.g. gone=0.2,throttle=0.1,latency=20-80,dynamodb=0.05,"
+                   "drop=0.01,timeout=0.02 (docs/chaos.md).")
+@click.option("--chaos-seed", type=int, help="Seed of --chaos (default: a random one, printed).")
+@click.option("--inspector/--no-inspector", default=True, show_default=True,
+              help="Serve the inspector page at /_apigw-local/ on the HTTP port (loopback).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def start(templates: tuple[Path, ...], host: str, port: int, ws_port: int, stage: str | None,
           parameter_overrides: tuple[str, ...], parameter_overrides_file: Path | None,
@@ -174,7 +188,8 @@ def start(templates: tuple[Path, ...], host: str, port: int, ws_port: int, stage
           max_connection_duration: float, worker_idle_timeout: float, max_concurrency: int,
           region: str,
           stack_name: str, state_dir: Path | None, prewarm: bool, management_transport: str,
-          verbose: bool) -> None:
+          reload: bool, log_format: str, chaos_spec: str | None, chaos_seed: int | None,
+          inspector: bool, verbose: bool) -> None:
     """Serve the template's APIs until Ctrl-C."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -188,7 +203,16 @@ def start(templates: tuple[Path, ...], host: str, port: int, ws_port: int, stage
         env = load_env_vars(env_vars) if env_vars else {}
     except (ValueError, OSError) as err:
         raise click.BadParameter(str(err), param_hint="--env-vars") from err
+    chaos = None
+    if chaos_spec:
+        try:
+            chaos = Chaos.parse(chaos_spec, seed=chaos_seed)
+        except ChaosError as err:
+            raise click.BadParameter(str(err), param_hint="--chaos") from err
+    elif chaos_seed is not None:
+        raise click.BadParameter("give --chaos too", param_hint="--chaos-seed")
     config = Config(
+        reload=reload, log_format=log_format, chaos=chaos, inspector=inspector,
         templates=list(templates), host=host, port=port, ws_port=ws_port, stage=stage,
         parameter_overrides=parameters, env_vars=env,
         dynamodb_endpoint=dynamodb_endpoint, localstack=localstack,
@@ -241,6 +265,8 @@ async def _run(config: Config) -> None:
     if endpoints.dynamodb:
         click.echo(f"  DynamoDB        {endpoints.dynamodb}")
     click.echo(f"  local CA bundle {endpoints.ca_bundle}")
+    for line in emulator.devloop.banner(endpoints):
+        click.echo(line)
     click.echo("Ctrl-C stops.")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

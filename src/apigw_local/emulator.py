@@ -23,11 +23,13 @@ import socket
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .architecture import check_native_code
+from .chaos import Chaos
+from .devloop import DevLoop
 from .gateway.connections import ConnectionRegistry
 from .gateway.management import FaultPolicy, Management
 from .gateway.observer import Observer, Observers
@@ -78,6 +80,12 @@ class Config:
     # the gateway, see runtime/management.py) or "http" (botocore's own HTTP/TLS request).
     management_transport: str = field(
         default_factory=lambda: os.environ.get("APIGW_LOCAL_MANAGEMENT_TRANSPORT", "direct"))
+    # The developer loop (devloop.py): log format, hot reload, chaos, the inspector.
+    log_format: str = "text"
+    log_colour: bool | None = None  # None: on a terminal
+    reload: bool = False
+    chaos: Chaos | None = None
+    inspector: bool = True
 
 
 @dataclass(frozen=True)
@@ -91,10 +99,12 @@ class Endpoints:
     websockets: dict[str, str] = field(default_factory=dict)  # API logical id → ws:// URL
     wss: str = ""  # the same stage over TLS
     ca_bundle: str = ""  # the local CA bundle (for https:// and wss:// clients)
+    inspector: str | None = None  # the inspector page (loopback only)
 
     def as_json(self) -> dict[str, Any]:
         return {"websocket": self.websocket, "http": self.http,
-                "connections": self.connections, "web": self.web}
+                "connections": self.connections, "web": self.web,
+                "inspector": self.inspector}
 
 
 class Emulator:
@@ -104,8 +114,12 @@ class Emulator:
     def __init__(self, config: Config, *, observers: list[Observer] | None = None,
                  fault_policy: FaultPolicy | None = None) -> None:
         self.config = config
-        self.observers = Observers(observers)
-        self.fault_policy = fault_policy
+        self.devloop = DevLoop(log_format=config.log_format, colour=config.log_colour,
+                               chaos=config.chaos, reload=config.reload,
+                               inspector=config.inspector)
+        self.observers = Observers([*self.devloop.observers(self), *(observers or [])])
+        self.fault_policy = fault_policy or self.devloop.fault_policy()
+        self.integrations: Integrations | None = None
         self.app: Application | None = None
         self.endpoints: Endpoints | None = None
         self.runtime: Any = None
@@ -138,7 +152,6 @@ class Emulator:
             raise
 
     async def _start(self) -> Endpoints:
-        from .template import load_application
 
         c = self.config
         http_sock, ws_sock = Listener.bind(c.host, c.port), None
@@ -147,15 +160,9 @@ class Emulator:
         self._sockets.append(ws_sock)
         http_port, ws_port = http_sock.getsockname()[1], ws_sock.getsockname()[1]
 
-        app = load_application(
-            c.templates,
-            parameter_overrides=c.parameter_overrides,
-            region=c.region,
-            account_id=c.account_id,
-            stack_name=c.stack_name,
-            websocket_domain=f"localhost:{ws_port}",
-            http_domain=f"localhost:{http_port}",
-        )
+        self._domains = {"websocket_domain": f"localhost:{ws_port}",
+                         "http_domain": f"localhost:{http_port}"}
+        app = self._load()
         self.app = app
         check_native_code(app)
         # Where the functions' AWS calls go (embedded moto, an endpoint, LocalStack), and the
@@ -204,12 +211,18 @@ class Emulator:
             plugins = os.environ.get(channel.PLUGINS_ENV)
             extra_env[channel.PLUGINS_ENV] = (f"{plugins},{channel.PLUGIN}" if plugins
                                               else channel.PLUGIN)
-            runtime_kwargs["management"] = _direct_answer(self.management)
+            runtime_kwargs["management"] = self.devloop.management(
+                _direct_answer(self.management))
+        extra_env.update(self.devloop.worker_env(channel.PLUGINS_ENV,
+                                                 extra_env.get(channel.PLUGINS_ENV)))
+        runtime_kwargs["on_log"] = self.devloop.logs.line
         self.runtime = Runtime(app, **runtime_kwargs)
         await self.runtime.start(prewarm=c.prewarm)
 
         # Last, the ports around them.
-        integrations = Integrations(self.runtime, app.functions, observers=self.observers)
+        integrations = Integrations(self.devloop.invoker(self.runtime), app.functions,
+                                    observers=self.observers)
+        self.integrations = integrations
         self.ws_port = WebSocketPort(
             stages, integrations, self.registry, self.management,
             domain_name=f"localhost:{ws_port}", region=app.region, account_id=app.account_id,
@@ -229,6 +242,7 @@ class Emulator:
             websockets={s.api.logical_id: f"{base_ws}/{s.name}" for s in stages},
             wss=f"wss://localhost:{ws_port}/{first_stage}",
             ca_bundle=str(self.tls.ca_bundle),
+            inspector=self.devloop.inspector_url(f"http://{shown}:{http_port}"),
         )
         self.endpoints = endpoints
         endpoints_json = json.dumps(endpoints.as_json(), indent=2).encode()
@@ -245,6 +259,7 @@ class Emulator:
             Listener(ws_sock, make_factory(self.ws_port, self._ws_conns),
                      self.tls.server_context),
         ]
+        self.devloop.start(self, http_port)
         for listener in self._listeners:
             listener.start()
         if c.endpoints_file is not None:
@@ -253,6 +268,42 @@ class Emulator:
             every = {**endpoints.as_json(), "dynamodb": endpoints.dynamodb}
             c.endpoints_file.write_text(json.dumps(every, indent=2) + "\n")
         return endpoints
+
+    def _load(self) -> Application:
+        from .template import load_application
+
+        c = self.config
+        return load_application(c.templates, parameter_overrides=c.parameter_overrides,
+                                region=c.region, account_id=c.account_id,
+                                stack_name=c.stack_name, **self._domains)
+
+    async def reload_application(self) -> str | None:
+        """Read the templates again (hot reload) and serve what changed from the next request
+        on: routes, functions (their workers start afresh), new tables. Open connections stay.
+        Returns what changed in one line (None: nothing served changed); a template that does
+        not read raises, and the running application stays as it was."""
+        from .gateway.routing import HttpRouter
+        from .reload import describe_application_change
+
+        old, new = self.app, await _in_thread(self._load)
+        assert old is not None and self.runtime is not None and self.endpoints is not None
+        what = describe_application_change(old, new)
+        if self.backend is not None:
+            await self.backend.provision(new)  # the tables a template adds
+        self.runtime.replace_application(new)
+        assert self.ws_port is not None and self.http_gateway is not None
+        for api in new.websocket_apis:
+            stage = self.ws_port.stages.get(self.config.stage or api.stage)
+            if stage is not None and stage.api.logical_id == api.logical_id:
+                stage.reload(api)
+        self.http_gateway.router = HttpRouter(new.http_routes)
+        if self.integrations is not None:
+            self.integrations.functions = new.functions
+        self.app = new
+        self.endpoints = replace(self.endpoints,
+                                 tables={lid: t.name for lid, t in new.tables.items()})
+        self.devloop.application_changed(self)
+        return what
 
     def _default_state_dir(self) -> Path:
         candidate = Path.cwd() / ".local" / "apigw-local"
@@ -275,6 +326,8 @@ class Emulator:
         return web if web.is_dir() else None
 
     async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.devloop.stop()
         if self.ws_port is not None:
             with contextlib.suppress(Exception):
                 await self.ws_port.shutdown()

@@ -37,6 +37,7 @@ from urllib.parse import urlencode
 
 import websockets
 
+from .chaos import Chaos
 from .emulator import Config, Emulator, Endpoints, load_env_vars
 
 __all__ = ["EmulatorProcess", "Endpoints", "WebSocketClient", "connect", "serve",
@@ -64,12 +65,19 @@ def serve(
     stack_name: str = "apigw-local",
     prewarm: bool = False,
     startup_timeout: float = 60.0,
+    chaos: Chaos | str | Mapping[str, Any] | None = None,
+    reload: bool = False,
+    log_format: str = "text",
+    inspector: bool = True,
 ) -> Iterator[Endpoints]:
     """Run apigw-local for the duration of a `with` block; yields its `Endpoints`.
 
-    Ports default to free ones. Errors while starting (a bad template, a port in use) are
-    raised here, in the caller's thread.
+    Ports default to free ones. Errors while starting (a bad template, a port in use, a chaos
+    spec that does not read) are raised here, in the caller's thread. `chaos`: a spec such as
+    "gone=0.3,seed=7", a `Chaos`, or its fields as a dict (docs/chaos.md); `reload`: watch the
+    code and templates (docs/devloop.md).
     """
+    chaos = Chaos.coerce(dict(chaos) if isinstance(chaos, Mapping) else chaos)
     if isinstance(templates, str | os.PathLike):
         templates = [templates]
     if isinstance(env_vars, str | os.PathLike):
@@ -90,6 +98,10 @@ def serve(
         max_connection_duration=max_connection_duration,
         max_concurrency=max_concurrency,
         worker_idle_timeout=worker_idle_timeout,
+        chaos=chaos,
+        reload=reload,
+        log_format=log_format,
+        inspector=inspector,
         state_dir=Path(state.name),
         region=region,
         stack_name=stack_name,

@@ -347,3 +347,12 @@ def test_where_the_member_list_is_capped_a_join_sends_the_room_a_snapshot(room, 
     room.send("c4", {"action": "join", "room": "general"})
     last = room.management.frames("c2")[-1]
     assert (last["type"], last["count"], len(last["members"])) == ("presence", 4, 2)
+
+
+def test_a_window_with_a_trailer_gives_way_to_the_next_once_over(store):
+    assert store.claim_presence_window("general", None, 1_000, False, 2**31)
+    assert store.claim_presence_window("general", 1_000, 1_000, True, 2**31)
+    assert not store.claim_presence_window("general", 1_000, 1_000, True, 2**31)  # one trailer
+    assert store.claim_presence_window("general", 1_000, 2_000, False, 2**31)  # the next window
+    assert store.presence_window("general") == {"end": 2_000, "trailer": False}
+    assert not store.claim_presence_window("general", 1_000, 3_000, False, 2**31)  # stale read

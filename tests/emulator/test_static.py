@@ -47,6 +47,7 @@ def test_the_clients_files_are_served(site, path):
     response = site.get(path)
     assert response is not None and response.status == 200
     assert ("X-Content-Type-Options", "nosniff") in response.headers
+    assert ("X-Frame-Options", "SAMEORIGIN") in response.headers
 
 
 @pytest.mark.parametrize("path", [

@@ -193,7 +193,8 @@ def test_static_files_and_endpoints(ep):
         assert http("GET", f"{ep.http}{path}")[0] == 404
     status, _, body = http("GET", f"{ep.http}/.apigw-local/endpoints.json")
     assert json.loads(body) == {"websocket": ep.websocket, "http": ep.http,
-                                "connections": ep.connections, "web": ep.web}
+                                "connections": ep.connections, "web": ep.web,
+                                "inspector": ep.inspector}
 
 
 def test_cors_follows_the_templates_configuration(ep):

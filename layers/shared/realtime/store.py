@@ -331,14 +331,16 @@ class Store:
     def claim_presence_window(
         self, room: str, old_end: int | None, end: int, trailer: bool, expires_at: int
     ) -> bool:
-        """Replace the window seen as ending at `old_end` (None: none yet); False if another
-        join changed it first (one PutItem with a condition: of racing joins, one wins)."""
-        condition = (
-            "attribute_not_exists(windowEnd)"
-            if old_end is None
-            else "windowEnd = :old AND trailer = :no"
-        )
-        values = {} if old_end is None else {":old": old_end, ":no": False}
+        """Replace the window seen as ending at `old_end` (None: none yet) by a new one, or
+        (`trailer`) claim its trailer; False if another join changed it first (one PutItem
+        with a condition: of racing joins, one wins)."""
+        values: dict[str, Any] = {}
+        if old_end is None:
+            condition = "attribute_not_exists(windowEnd)"
+        else:
+            condition, values = "windowEnd = :old", {":old": old_end}
+            if trailer:  # one trailer per window
+                condition, values = f"{condition} AND trailer = :no", {**values, ":no": False}
         try:
             self.memberships.put_item(
                 Item={

@@ -35,6 +35,8 @@ class Invocation:
     payload: Any = None  # the handler's return value, JSON-decoded; None when error is set
     error: FunctionError | None = None
     logs: tuple[str, ...] = field(default=())  # the handler's log lines, for observers
+    init_duration_ms: float | None = None  # the worker's init phase, on a cold start only
+    max_memory_mb: int | None = None  # the worker's peak resident memory (Lambda's REPORT)
 
     @property
     def ok(self) -> bool:

@@ -31,6 +31,12 @@ class InvocationRecord:
     duration_ms: float
     status: str  # "ok", or the error type ("ValueError", "Sandbox.Timedout"…)
     logs: tuple[str, ...] = ()
+    error_message: str = ""
+    event: Any = None  # the event the function received (the inspector replays it)
+    init_duration_ms: float | None = None  # Lambda's REPORT: a cold start's init phase
+    max_memory_mb: int | None = None
+    memory_size_mb: int = 128
+    payload_status: int | None = None  # the handler's statusCode, when it returned one
 
 
 class Observer(Protocol):

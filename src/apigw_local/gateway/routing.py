@@ -60,6 +60,10 @@ class WebSocketRouter:
     """Selects a WebSocket API's route for each incoming message."""
 
     def __init__(self, api: WebSocketApi) -> None:
+        self.load(api)
+
+    def load(self, api: WebSocketApi) -> None:
+        """Route by `api` from now on (the sessions holding this router follow a reload)."""
         self.api = api
         self.path = body_path(api.route_selection_expression)
         self.routes: Mapping[str, WebSocketRoute] = api.routes

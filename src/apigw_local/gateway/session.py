@@ -145,6 +145,8 @@ class Session:
         self._eof = False  # the TCP connection must close now (after the outbox)
         self._aborted = False  # ... without sending what is left
         self._closed = False
+        # What the inspector shows: messages and their bytes, each way.
+        self.messages_in = self.bytes_in = self.messages_out = self.bytes_out = 0
 
     @property
     def connection_id(self) -> str:
@@ -203,6 +205,8 @@ class Session:
     def _message(self, data: bytes) -> None:
         if self.protocol.state is not State.OPEN:
             return
+        self.messages_in += 1
+        self.bytes_in += len(data)
         # Cheap refusals first: a flooding client costs no JSON parsing beyond its share.
         if self.throttle is not None and not self.throttle.take(self.last_active):
             self._error(TOO_MANY_REQUESTS, aws_id())
@@ -266,7 +270,10 @@ class Session:
         """Queue one text frame (a post, a route response); False if it cannot be sent."""
         if not self.open:
             return False
-        self.protocol.send_text(text.encode("utf-8"))
+        data = text.encode("utf-8")
+        self.protocol.send_text(data)
+        self.messages_out += 1
+        self.bytes_out += len(data)
         self.last_active = now
         self._take_protocol_output()
         return not self._eof

@@ -9,10 +9,16 @@ from .throttle import TokenBucket
 
 class Stage:
     def __init__(self, api: WebSocketApi, name: str, now: float) -> None:
-        self.api = api
         self.name = name
         self.router = WebSocketRouter(api)
-        self.connect_route = self.router.lifecycle(CONNECT)
-        self.disconnect_route = self.router.lifecycle(DISCONNECT)
+        self.reload(api)
         # One bucket for the whole stage: API Gateway throttles a stage's requests together.
         self.throttle = TokenBucket.for_stage(api.throttle, now)
+
+    def reload(self, api: WebSocketApi) -> None:
+        """Serve `api`'s routes from now on (hot reload); open connections keep this stage,
+        so their next message is routed by the new routes."""
+        self.api = api
+        self.router.load(api)
+        self.connect_route = self.router.lifecycle(CONNECT)
+        self.disconnect_route = self.router.lifecycle(DISCONNECT)

@@ -53,6 +53,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..gateway.invocation import Invocation
+from ..logs import peak_rss_mb
 from ..model import Application, Function
 from .environment import base_env, code_paths, function_env, shadows, startup_variables
 from .forkserver import ForkServer
@@ -162,7 +163,7 @@ class Runtime:
         env_overrides: Mapping[str, Mapping[str, str]] = {},  # noqa: B006 - read-only
         max_concurrency: int = 10,
         python: str = sys.executable,
-        on_log: LogSink | None = None,
+        on_log: LogSink | None = None,  # lines printed outside an invocation's record
         management: ManagementHandler | None = None,
         fork_server: bool = True,
         preload: Sequence[str] | None = None,
@@ -184,6 +185,7 @@ class Runtime:
         self.management = management
         self.idle_timeout = idle_timeout
         self._reclaimer: asyncio.Task[None] | None = None
+        self._extra_env, self._env_overrides = dict(extra_env), env_overrides
         self._env = {lid: function_env(app, fn, python, extra_env, env_overrides)
                      for lid, fn in app.functions.items()}
         self._pools = {lid: FunctionPool(self, fn, max_concurrency)
@@ -235,6 +237,29 @@ class Runtime:
         pool = self._pools[function]
         pool.generation += 1
         pool.reclaim(float("inf"))
+
+    def replace_application(self, app: Application) -> None:
+        """Seam for hot reload of a template: run `app`'s functions from now on. A function
+        whose definition or environment changed is recycled; a new one gets a pool; a removed
+        one's workers stop (its invocations in flight finish)."""
+        env = {lid: function_env(app, fn, self.python, self._extra_env, self._env_overrides)
+               for lid, fn in app.functions.items()}
+        for lid in list(self._pools):
+            if lid not in app.functions:
+                self.recycle(lid)
+                del self._pools[lid]
+        for lid, fn in app.functions.items():
+            pool = self._pools.get(lid)
+            if pool is None:
+                self._pools[lid] = FunctionPool(self, fn, self.max_concurrency)
+            elif pool.fn != fn or _differs(self._env.get(lid, {}), env[lid]):
+                pool.fn = fn
+                self._forkable.pop(lid, None)
+                self.recycle(lid)
+            else:
+                env[lid] = self._env[lid]
+        self._env = env
+        self.app = app
 
     def worker_count(self, function: str) -> int:
         """Workers of `function` alive or starting, busy or idle."""
@@ -348,13 +373,23 @@ class Runtime:
             pool.release(None)
             self._discard(worker)
             raise
+        # Lambda's REPORT: Init Duration on the worker's first invocation; its peak memory.
+        init_ms, worker.init_ms = worker.init_ms, None
+        memory = peak_rss_mb(worker.proc.pid)
         if error is not None and error.type in ("Sandbox.Timedout", "Runtime.ExitError"):
             pool.release(None)
             self._discard(worker)
         else:
             pool.release(worker)
         return Invocation(function, request_id, _ms(started), payload=payload, error=error,
-                          logs=logs)
+                          logs=logs, init_duration_ms=init_ms, max_memory_mb=memory)
+
+
+def _differs(old: Mapping[str, str], new: Mapping[str, str]) -> bool:
+    """Whether two worker environments differ beyond the log stream's name (new each time)."""
+    ignore = "AWS_LAMBDA_LOG_STREAM_NAME"
+    return ({k: v for k, v in old.items() if k != ignore}
+            != {k: v for k, v in new.items() if k != ignore})
 
 
 def _ms(started: float) -> float:

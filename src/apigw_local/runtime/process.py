@@ -38,7 +38,7 @@ LogSink = Callable[[str, str], None]
 
 class WorkerProcess:
     __slots__ = ("fn", "proc", "reader", "writer", "log_tasks", "logs", "init_error",
-                 "channel", "generation", "idle_since")
+                 "channel", "generation", "idle_since", "init_ms")
 
     def __init__(self, fn: Function, proc: asyncio.subprocess.Process | ForkedProcess,
                  reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -52,6 +52,7 @@ class WorkerProcess:
         self.init_error: FunctionError | None = None
         self.generation = 0  # its pool's generation when it started (see Runtime.recycle)
         self.idle_since = 0.0  # monotonic time it was last given back
+        self.init_ms: float | None = None  # its init phase, until its first invocation reports it
 
     @property
     def alive(self) -> bool:
@@ -128,6 +129,7 @@ class WorkerProcess:
 
     async def init_phase(self) -> None:
         """Wait for the worker's "ready" (or its init error), at most INIT_TIMEOUT."""
+        started = time.perf_counter()
         try:
             ready = json.loads(await asyncio.wait_for(read_frame(self.reader), INIT_TIMEOUT))
         except TimeoutError:
@@ -140,6 +142,7 @@ class WorkerProcess:
         else:
             if not ready.get("ready"):
                 self.init_error = function_error(ready["error"])
+        self.init_ms = (time.perf_counter() - started) * 1000
 
     async def _forward(self, stream: asyncio.StreamReader, on_line: LogSink) -> None:
         while True:
@@ -150,9 +153,10 @@ class WorkerProcess:
             if not line:
                 return
             text = line.decode("utf-8", "replace").rstrip("\n")
-            if self.logs is not None:
+            if self.logs is not None:  # the invocation's record carries it
                 self.logs.append(text)
-            try:
+                continue
+            try:  # a line outside any invocation (the init phase, a thread)
                 on_line(self.fn.logical_id, text)
             except Exception:
                 log.exception("log sink failed")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Mapping
 from pathlib import Path
+from typing import Any
 
 from ..gateway import cors, events
 from ..gateway.events import HttpRequestInfo, aws_id, now_ms
@@ -24,7 +25,7 @@ from ..gateway.routing import DEFAULT, HttpRouter
 from ..model import Cors, HttpRoute
 from ..template import api_id_for
 from .http11 import HttpConnection, Request, Response, json_response
-from .invoke import Integrations, log_line
+from .invoke import Integrations
 from .static import StaticSite
 
 ENDPOINTS_PATH = "/.apigw-local/endpoints.json"
@@ -54,11 +55,17 @@ class HttpApiGateway:
         self.static = StaticSite(static_dir) if static_dir else None
         self.endpoints_json = endpoints_json
         self._api_ids: dict[str, str] = {}
+        # The inspector (inspector/service.py) answers everything under /_apigw-local/.
+        self.inspector: Any = None
 
     def upgrade(self, request: Request, connection: HttpConnection) -> Awaitable[None] | None:
+        if self.inspector is not None and self.inspector.wants(request.path):
+            return self.inspector.upgrade(request, connection)
         return None
 
     def handle(self, request: Request) -> Response | Awaitable[Response]:
+        if self.inspector is not None and self.inspector.wants(request.path):
+            return self.inspector.handle(request)  # its own guards; never CORS
         if request.path == ENDPOINTS_PATH and request.method in ("GET", "HEAD"):
             # For the served web client only (same origin): no CORS, so other pages cannot
             # read which ports the local stack listens on.
@@ -112,7 +119,6 @@ class HttpApiGateway:
             answer = events.internal_server_error()
         else:
             answer = events.http_v2_answer(inv.payload)
-        log_line("HTTP", route_key, inv, answer.status)
         headers = [*answer.headers, ("apigw-requestid", request_id)]
         return self._with_cors(Response(answer.status, headers, answer.body), route,
                                request.header("Origin"))

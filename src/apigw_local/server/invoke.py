@@ -1,5 +1,5 @@
-"""Calling a function from the gateway: API Gateway's integration timeout, one readable log
-line per invocation, and the observers' records (see `gateway/observer.py`)."""
+"""Calling a function from the gateway: API Gateway's integration timeout and the observers'
+records (see `gateway/observer.py`; the Lambda-style log lines are an observer's, `logs.py`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any
 from ..gateway.invocation import FunctionError, Invocation, Invoker
 from ..gateway.observer import InvocationRecord, Observers
 from ..model import Function
-from ..redact import redact
 
 log = logging.getLogger("apigw_local.invocations")
 
@@ -41,11 +40,16 @@ class Integrations:
         inv, timed_out = await self._invoke(function, event)
         if self.observers.observers:
             context = event.get("requestContext") or {}
+            fn = self.functions.get(function)
+            payload = inv.payload
             self.observers.invocation(InvocationRecord(
                 function=function, route_key=str(context.get("routeKey", "")),
                 connection_id=context.get("connectionId"), request_id=inv.request_id,
                 duration_ms=inv.duration_ms, status="ok" if inv.error is None else inv.error.type,
-                logs=inv.logs))
+                logs=inv.logs, error_message=inv.error.message if inv.error else "",
+                event=event, init_duration_ms=inv.init_duration_ms,
+                max_memory_mb=inv.max_memory_mb, memory_size_mb=fn.memory_size if fn else 128,
+                payload_status=payload.get("statusCode") if isinstance(payload, dict) else None))
         return inv, timed_out
 
     async def _invoke(self, function: str, event: dict[str, Any]) -> tuple[Invocation, bool]:
@@ -78,7 +82,7 @@ class Integrations:
 
 
 class _GatewayInvoker:
-    """`Integrations` as the gateway core's `Invoker`: one log line per invocation."""
+    """`Integrations` as the gateway core's `Invoker` (observed, as every invocation is)."""
 
     def __init__(self, integrations: Integrations) -> None:
         self.integrations = integrations
@@ -86,17 +90,4 @@ class _GatewayInvoker:
     async def invoke(self, function: str, event: dict[str, Any], *,
                      request_id: str | None = None) -> Invocation:
         inv, _ = await self.integrations.invoke(function, event)
-        route = (event.get("requestContext") or {}).get("routeKey", "")
-        log_line("AUTH" if event.get("type") == "REQUEST" else "WS", str(route), inv,
-                 "ok" if inv.ok else "error")
         return inv
-
-
-def log_line(kind: str, route: str, inv: Invocation, status: str | int) -> None:
-    if not log.isEnabledFor(logging.INFO):
-        return
-    detail = ""
-    if inv.error is not None:
-        detail = redact(f"  {inv.error.type}: {inv.error.message}")[:300]
-    log.info("%-4s %-28s %-24s %8.1f ms  %s%s", kind, route, inv.function, inv.duration_ms,
-             status, detail)

@@ -39,6 +39,14 @@ WEB_SUFFIXES = frozenset({
     ".svg", ".png", ".jpg", ".jpeg", ".gif", ".webp", ".avif", ".ico",
     ".woff", ".woff2", ".ttf", ".otf", ".wasm",
 })
+# What the deployed client gets from CloudFront's managed SecurityHeadersPolicy (template.yaml)
+# that matters on a local page: no MIME sniffing, and no framing by another site's page (which
+# could trick an admin into clicks on the dashboard).
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "SAMEORIGIN"),
+    ("Referrer-Policy", "strict-origin-when-cross-origin"),
+)
 TOOL_FILES = frozenset({"package.json", "package-lock.json", "npm-shrinkwrap.json"})
 VENDOR_DIR = "node_modules"
 
@@ -83,7 +91,7 @@ class StaticSite:
             ctype += "; charset=utf-8"
         body = candidate.read_bytes()
         return Response(200, [("Content-Type", ctype), ("Cache-Control", "no-cache"),
-                              ("X-Content-Type-Options", "nosniff"),
+                              *SECURITY_HEADERS,
                               ("Last-Modified", formatdate(os.path.getmtime(candidate),
                                                            usegmt=True))], body)
 

@@ -30,7 +30,7 @@ from ..gateway.quotas import CLOSE_GOING_AWAY, Quotas
 from ..gateway.session import CLOSE_TIMEOUT, Closed, Invoke, Session
 from ..gateway.stage import Stage
 from .http11 import HttpConnection, Request, Response, reject_upgrade
-from .invoke import Integrations, log_line
+from .invoke import Integrations
 
 log = logging.getLogger("apigw_local.server")
 
@@ -153,8 +153,7 @@ class WebSocketPort:
         self.spawn(self._disconnect(route.function, event))
 
     async def _disconnect(self, function: str, event: dict[str, Any]) -> None:
-        inv, _ = await self.integrations.invoke(function, event)
-        log_line("WS", "$disconnect", inv, "ok" if inv.ok else "error")
+        await self.integrations.invoke(function, event)
 
     async def shutdown(self) -> None:
         """Close every connection with 1001 and wait (briefly) for their `$disconnect`s."""
@@ -245,6 +244,11 @@ class Pump:
     def close(self, code: int, reason: str) -> None:
         self.session.close(code, reason, time.monotonic())
         self.process()
+
+    def counters(self) -> tuple[int, int, int, int]:
+        """(bytes in, bytes out, messages in, messages out), for the inspector."""
+        s = self.session
+        return s.bytes_in, s.bytes_out, s.messages_in, s.messages_out
 
     def abort(self) -> None:
         transport = self.http.transport
