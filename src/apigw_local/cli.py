@@ -101,6 +101,11 @@ def _backend_options(command):  # type: ignore[no-untyped-def]
                      metavar="DIR",
                      help="Keep the embedded DynamoDB's tables and items in DIR across "
                           "restarts (journaled before each write is answered)."),
+        click.option("--edge-port", type=int, default=None, metavar="PORT",
+                     help="Also answer as LocalStack's edge on PORT (4566 by convention): "
+                          "/_localstack/health, @connections in LocalStack's URL forms, and "
+                          "every other AWS call forwarded to the backend, for awslocal and "
+                          "localstack_client."),
         click.option("--seed", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      help="JSON file of items to put in the tables at start (only into "
                           "tables that were just created)."),
@@ -183,7 +188,7 @@ def start(templates: tuple[Path, ...], host: str, port: int, ws_port: int, stage
           parameter_overrides: tuple[str, ...], parameter_overrides_file: Path | None,
           env_vars: Path | None,
           dynamodb_endpoint: str | None, localstack: bool, dynamodb_port: int,
-          persist: Path | None, seed: Path | None, static_dir: Path | None,
+          persist: Path | None, edge_port: int | None, seed: Path | None, static_dir: Path | None,
           no_static: bool, endpoints_file: Path | None, idle_timeout: float,
           max_connection_duration: float, worker_idle_timeout: float, max_concurrency: int,
           region: str,
@@ -216,7 +221,8 @@ def start(templates: tuple[Path, ...], host: str, port: int, ws_port: int, stage
         templates=list(templates), host=host, port=port, ws_port=ws_port, stage=stage,
         parameter_overrides=parameters, env_vars=env,
         dynamodb_endpoint=dynamodb_endpoint, localstack=localstack,
-        dynamodb_port=dynamodb_port, persist=persist, seed=seed, static_dir=static_dir,
+        dynamodb_port=dynamodb_port, persist=persist, edge_port=edge_port, seed=seed,
+        static_dir=static_dir,
         serve_static=not no_static, endpoints_file=endpoints_file, idle_timeout=idle_timeout,
         max_connection_duration=max_connection_duration, max_concurrency=max_concurrency,
         worker_idle_timeout=worker_idle_timeout,
@@ -225,6 +231,13 @@ def start(templates: tuple[Path, ...], host: str, port: int, ws_port: int, stage
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_run(config), loop_factory=_loop_factory())
+
+
+def _port_option(port: int, config: Config) -> str:
+    """The option that chose a port that is in use."""
+    if port == config.ws_port:
+        return "--ws-port"
+    return "--edge-port" if port == config.edge_port else "--port"
 
 
 def _loop_factory():  # type: ignore[no-untyped-def]
@@ -251,7 +264,7 @@ async def _run(config: Config) -> None:
     except PortInUse as err:
         click.echo(f"error: cannot listen on {err.host}:{err.port}: the port is in use "
                    f"({err.reason}); choose another with "
-                   f"{'--ws-port' if err.port == config.ws_port else '--port'}", err=True)
+                   f"{_port_option(err.port, config)}", err=True)
         sys.exit(1)
     click.echo("apigw-local is serving:")
     click.echo(f"  WebSocket API   {endpoints.websocket}")
@@ -264,6 +277,8 @@ async def _run(config: Config) -> None:
         click.echo(f"  web client      {endpoints.web}")
     if endpoints.dynamodb:
         click.echo(f"  DynamoDB        {endpoints.dynamodb}")
+    if emulator.edge_url:
+        click.echo(f"  LocalStack edge {emulator.edge_url}  (awslocal, localstack_client)")
     click.echo(f"  local CA bundle {endpoints.ca_bundle}")
     for line in emulator.devloop.banner(endpoints):
         click.echo(line)

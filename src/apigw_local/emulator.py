@@ -61,6 +61,7 @@ class Config:
     dynamodb_port: int = 0  # the embedded server's port; 0 = any free port
     persist: Path | None = None  # the embedded DynamoDB's state survives restarts there
     seed: Path | None = None  # put only into tables that were just created
+    edge_port: int | None = None  # a LocalStack-style edge (edge.py); 0 = any free port
     static_dir: Path | None = None  # None: `web/` next to the first template, if it exists
     serve_static: bool = True
     endpoints_file: Path | None = None
@@ -77,7 +78,7 @@ class Config:
     prewarm: bool = False
     python: str | None = None  # interpreter for the workers
     # How workers' botocore reaches @connections on this emulator: "direct" (over a socket to
-    # the gateway, see runtime/management.py) or "http" (botocore's own HTTP/TLS request).
+    # the gateway, see runtime/channel.py) or "http" (botocore's own HTTP/TLS request).
     management_transport: str = field(
         default_factory=lambda: os.environ.get("APIGW_LOCAL_MANAGEMENT_TRANSPORT", "direct"))
     # The developer loop (devloop.py): log format, hot reload, chaos, the inspector.
@@ -129,6 +130,7 @@ class Emulator:
         self.ws_port: WebSocketPort | None = None
         self.http_gateway: HttpApiGateway | None = None
         self.backend: Any = None  # backend.Backend
+        self.edge_url: str | None = None  # the LocalStack-style edge, with --edge-port
         self._sockets: list[socket.socket] = []  # bound, not yet listening
         self._listeners: list[Listener] = []
         self._http_conns: set[HttpConnection] = set()
@@ -259,15 +261,30 @@ class Emulator:
             Listener(ws_sock, make_factory(self.ws_port, self._ws_conns),
                      self.tls.server_context),
         ]
+        if c.edge_port is not None:
+            self._listeners.append(self._edge(c.host, c.edge_port))
         self.devloop.start(self, http_port)
         for listener in self._listeners:
             listener.start()
         if c.endpoints_file is not None:
             c.endpoints_file.parent.mkdir(parents=True, exist_ok=True)
             # The file also names the backend's DynamoDB (the web client has no use for it).
-            every = {**endpoints.as_json(), "dynamodb": endpoints.dynamodb}
+            every = {**endpoints.as_json(), "dynamodb": endpoints.dynamodb,
+                     **({"edge": self.edge_url} if self.edge_url else {})}
             c.endpoints_file.write_text(json.dumps(every, indent=2) + "\n")
         return endpoints
+
+    def _edge(self, host: str, port: int) -> Listener:
+        """The LocalStack-style edge port, before the backend (see edge.py)."""
+        from .edge import LocalStackEdge
+
+        services = ["dynamodb", "secretsmanager", "ssm", "sts"] if self.backend.embedded \
+            else ["dynamodb"]
+        edge = LocalStackEdge(lambda: self.management, self.backend.endpoint_url, services)
+        listener = Listener(Listener.bind(host, port), make_factory(edge, self._http_conns))
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        self.edge_url = f"http://{shown}:{listener.port}"
+        return listener
 
     def _load(self) -> Application:
         from .template import load_application

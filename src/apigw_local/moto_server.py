@@ -189,6 +189,9 @@ class EmbeddedMoto:
             stdout=subprocess.PIPE,
             text=True,
             start_new_session=True,
+            # moto answers every Origin with CORS by default: any web page in the developer's
+            # browser could then read the tables and the template's secrets.
+            env={**os.environ, "MOTO_DISABLE_GLOBAL_CORS": "true"},
         )
         try:
             assert self.process.stdout is not None

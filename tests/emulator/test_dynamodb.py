@@ -170,3 +170,19 @@ def test_conditional_transactions_race_to_exactly_one_winner(server):
         wins = sum(pool.map(verify, range(16)))
     total = client.get_item(TableName=name, Key={"id": {"S": "week"}})["Item"]["total"]["N"]
     assert (wins, total) == (1, "1")
+
+
+def test_web_pages_get_no_cors_from_the_embedded_server(server):
+    """A page in the developer's browser must not reach the tables (or the secrets): the
+    preflight of a DynamoDB call from a foreign origin gets no CORS allowance."""
+    import urllib.request
+
+    preflight = urllib.request.Request(server.endpoint_url + "/", method="OPTIONS", headers={
+        "Origin": "http://evil.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "x-amz-target,content-type,authorization"})
+    try:
+        with urllib.request.urlopen(preflight, timeout=10) as answer:
+            headers = answer.headers
+    except urllib.error.HTTPError as err:
+        headers = err.headers
+    assert headers.get("Access-Control-Allow-Origin") is None

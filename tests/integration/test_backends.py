@@ -114,6 +114,19 @@ def test_an_aws_endpoint_url_of_the_users_reaches_the_workers(tmp_path, moto_ser
         assert get(f"{endpoints['http']}/parameter/mine") == (200, {"value": "mine"})
 
 
+def test_a_local_dynamodb_endpoint_needs_no_credentials(tmp_path, moto_server):
+    """--dynamodb-endpoint on a local server, with no AWS credentials anywhere: the tables
+    are made there and the function writes there (local dummy credentials)."""
+    with EmulatorProcess(tmp_path, "-t", str(FIXTURE), "--dynamodb-endpoint", moto_server,
+                         env=environment_without_aws(tmp_path)) as emulator:
+        endpoints = emulator.start()
+        assert endpoints["dynamodb"] == moto_server
+        assert put(f"{endpoints['http']}/notes/n2", b"local") == 204
+        item = aws("dynamodb", moto_server).get_item(TableName=notes_table(moto_server),
+                                                     Key={"id": {"S": "n2"}})["Item"]
+        assert item["text"] == {"S": "local"}
+
+
 def test_localstack_backend_against_a_stand_in(tmp_path, moto_server):
     """`--localstack` with LocalStack's own variable pointing at a moto_server: the tables
     are created there and every call of the function goes there."""
