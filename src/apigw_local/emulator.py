@@ -78,7 +78,7 @@ class Config:
     prewarm: bool = False
     python: str | None = None  # interpreter for the workers
     # How workers' botocore reaches @connections on this emulator: "direct" (over a socket to
-    # the gateway, see runtime/management.py) or "http" (botocore's own HTTP/TLS request).
+    # the gateway, see runtime/channel.py) or "http" (botocore's own HTTP/TLS request).
     management_transport: str = field(
         default_factory=lambda: os.environ.get("APIGW_LOCAL_MANAGEMENT_TRANSPORT", "direct"))
     # The developer loop (devloop.py): log format, hot reload, chaos, the inspector.
@@ -271,7 +271,10 @@ class Emulator:
             # The file also names the backend's DynamoDB (the web client has no use for it).
             every = {**endpoints.as_json(), "dynamodb": endpoints.dynamodb,
                      **({"edge": self.edge_url} if self.edge_url else {})}
-            c.endpoints_file.write_text(json.dumps(every, indent=2) + "\n")
+            # Whole or not at all: a script polling for the file never reads it half-written.
+            partial = c.endpoints_file.with_name(c.endpoints_file.name + ".tmp")
+            partial.write_text(json.dumps(every, indent=2) + "\n")
+            os.replace(partial, c.endpoints_file)
         return endpoints
 
     def _edge(self, host: str, port: int) -> Listener:

@@ -11,10 +11,8 @@
             asyncio.run(scenario())
 
 `serve` runs the whole emulator (workers, embedded DynamoDB, both ports on free ports) in a
-background thread with its own event loop, and stops it on exit. `serve_process` runs it as
-`apigw-local start` in a process of its own instead (to measure it, or to keep its CPU out of
-the test's). `connect` is a small client over the `websockets` library, like Channels'
-WebsocketCommunicator.
+background thread with its own event loop, and stops it on exit. `connect` is a small client
+over the `websockets` library, like Channels' WebsocketCommunicator.
 """
 
 from __future__ import annotations
@@ -23,14 +21,9 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -39,9 +32,10 @@ import websockets
 
 from .chaos import Chaos
 from .emulator import Config, Emulator, Endpoints, load_env_vars
+from .gateway.management import FaultPolicy
+from .gateway.observer import Observer
 
-__all__ = ["EmulatorProcess", "Endpoints", "WebSocketClient", "connect", "serve",
-           "serve_process"]
+__all__ = ["Endpoints", "WebSocketClient", "connect", "serve"]
 
 
 @contextlib.contextmanager
@@ -69,13 +63,17 @@ def serve(
     reload: bool = False,
     log_format: str = "text",
     inspector: bool = True,
+    observers: Sequence[Observer] = (),
+    fault_policy: FaultPolicy | None = None,
 ) -> Iterator[Endpoints]:
     """Run apigw-local for the duration of a `with` block; yields its `Endpoints`.
 
     Ports default to free ones. Errors while starting (a bad template, a port in use, a chaos
     spec that does not read) are raised here, in the caller's thread. `chaos`: a spec such as
     "gone=0.3,seed=7", a `Chaos`, or its fields as a dict (docs/chaos.md); `reload`: watch the
-    code and templates (docs/devloop.md).
+    code and templates (docs/devloop.md). `observers` are told of every invocation and
+    connection (`apigw_local.gateway.observer`), on the emulator's thread; `fault_policy` may
+    answer `@connections` calls in place of the gateway (`apigw_local.gateway.management`).
     """
     chaos = Chaos.coerce(dict(chaos) if isinstance(chaos, Mapping) else chaos)
     if isinstance(templates, str | os.PathLike):
@@ -107,57 +105,13 @@ def serve(
         stack_name=stack_name,
         prewarm=prewarm,
     )
-    runner = _Runner(Emulator(config))
+    runner = _Runner(Emulator(config, observers=list(observers), fault_policy=fault_policy))
     try:
         endpoints = runner.start(startup_timeout)
         yield endpoints
     finally:
         runner.stop()
         state.cleanup()
-
-
-@dataclass(frozen=True)
-class EmulatorProcess:
-    pid: int
-    endpoints: dict[str, Any]  # the endpoints file: websocket, http, connections, web
-    log: Path  # its output (stdout and stderr)
-
-
-@contextlib.contextmanager
-def serve_process(
-    templates: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    *args: str,
-    startup_timeout: float = 90.0,
-) -> Iterator[EmulatorProcess]:
-    """Run `apigw-local start` (free ports, no static files, plus `args`) in its own process
-    for the duration of a `with` block; Ctrl-C (SIGINT) stops it on exit."""
-    if isinstance(templates, str | os.PathLike):
-        templates = [templates]
-    with tempfile.TemporaryDirectory(prefix="apigw-local-process-") as tmp:
-        endpoints_file, log_path = Path(tmp) / "endpoints.json", Path(tmp) / "emulator.log"
-        argv = [sys.executable, "-m", "apigw_local.cli", "start", "--port", "0", "--ws-port",
-                "0", "--no-static", "--state-dir", str(Path(tmp) / "state"),
-                "--endpoints-file", str(endpoints_file)]
-        for template in templates:
-            argv += ["--template", str(template)]
-        with open(log_path, "w") as log:
-            process = subprocess.Popen([*argv, *args], stdout=log, stderr=subprocess.STDOUT,
-                                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        try:
-            deadline = time.monotonic() + startup_timeout
-            while not endpoints_file.exists() or not endpoints_file.stat().st_size:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"apigw-local did not start:\n{log_path.read_text()}")
-                time.sleep(0.1)
-            time.sleep(0.2)  # the file is written as the ports start listening
-            yield EmulatorProcess(process.pid, json.loads(endpoints_file.read_text()), log_path)
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 class _Runner:

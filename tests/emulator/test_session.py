@@ -23,6 +23,7 @@ from apigw_local.gateway.throttle import TokenBucket
 from apigw_local.model import Throttle, WebSocketApi, WebSocketRoute
 
 OP_TEXT, OP_CONT, OP_BINARY, OP_PING = Opcode.TEXT, Opcode.CONT, Opcode.BINARY, Opcode.PING
+EPOCH_MS = 1_764_527_400_123
 ROUTES = {
     "$default": WebSocketRoute("$default", "Default"),
     "echo": WebSocketRoute("echo", "Echo", route_response=True),
@@ -36,7 +37,8 @@ def make(quotas=None, routes=ROUTES, throttle=None, now=0.0):
                           domain_name="localhost:1", source_ip="127.0.0.1", user_agent="t",
                           connected_at=0)
     bucket = TokenBucket.for_stage(throttle, now)
-    return Session(info, WebSocketRouter(api), quotas, now, throttle=bucket)
+    return Session(info, WebSocketRouter(api), quotas, now, throttle=bucket,
+                   epoch_ms=lambda: EPOCH_MS)
 
 
 def frame(opcode, data, fin=True):
@@ -132,6 +134,7 @@ def test_route_selection_and_event():
     assert (first.route_key, first.function, first.route_response) == ("echo", "Echo", True)
     assert first.event["requestContext"]["connectionId"] == "AAAAAAAAAAAAAAA="
     assert first.event["requestContext"]["requestId"] == first.request_id
+    assert first.event["requestContext"]["requestTimeEpoch"] == EPOCH_MS
     assert (second.route_key, second.function) == ("$default", "Default")
 
 

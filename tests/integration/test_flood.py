@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 import websockets
+from emulator_process import EmulatorProcess
 
-from apigw_local.testing import connect, serve_process
+from apigw_local.testing import connect
 
 pytestmark = pytest.mark.integration
 
@@ -90,8 +91,11 @@ def emulator(tmp_path_factory):
     if not Path("/proc/self/status").exists():
         pytest.skip("needs /proc to read the gateway's RSS")
     tmp = tmp_path_factory.mktemp("flood")
-    with serve_process(FIXTURE, "--prewarm", "--parameter-overrides", f"LogDir={tmp}") as em:
-        yield em.pid, em.endpoints["websocket"], em.log
+    with EmulatorProcess(tmp, "--template", str(FIXTURE), "--prewarm",
+                         "--parameter-overrides", f"LogDir={tmp}") as em:
+        endpoints = em.start()
+        assert em.process is not None
+        yield em.process.pid, endpoints["websocket"], em.log_path
 
 
 async def echo_times(ws, rounds: int) -> list[float]:

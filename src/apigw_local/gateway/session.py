@@ -5,8 +5,9 @@ and answers with what that means. `receive_data(data, now)` feeds bytes from the
 `events_received()` hands back `Invoke` (run a route's integration with this event) and
 `Closed` (the connection is over: run `$disconnect` with this status); `data_to_send()` hands
 back the bytes to write (an empty `bytes` means "close the TCP connection"); `deadline()` is
-the monotonic time at which `tick(now)` must be called next. It never reads a clock, never
-awaits and never touches a socket: `server/websocket.py` is the pump around it.
+the monotonic time at which `tick(now)` must be called next. It reads no clock of its own
+(the wall-clock time events carry comes from an injected `epoch_ms`), never awaits and never
+touches a socket: `server/websocket.py` is the pump around it.
 
 The API Gateway rules it keeps (sources in `quotas.py` and docs/fidelity.md):
 
@@ -40,6 +41,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,8 +126,12 @@ class Session:
         now: float,
         *,
         throttle: TokenBucket | None = None,
+        epoch_ms: Callable[[], int] = events.now_ms,
     ) -> None:
+        """`epoch_ms` gives the wall-clock time the events carry (`requestTimeEpoch`); every
+        decision uses the monotonic `now` the caller passes."""
         self.info = info
+        self.epoch_ms = epoch_ms
         self.router = router
         self.quotas = quotas
         self.throttle = throttle
@@ -238,7 +244,7 @@ class Session:
         self._inflight += 1
         event = events.websocket_message(
             self.info, pending.route.route_key, pending.body, request_id=pending.request_id,
-            message_id=aws_id(), epoch_ms=events.now_ms(),
+            message_id=aws_id(), epoch_ms=self.epoch_ms(),
         )
         self._events.append(Invoke(pending.route.route_key, pending.route.function, event,
                                    pending.request_id, pending.route.route_response))
