@@ -36,7 +36,7 @@ help:
 	@echo "make test    install everything needed and run every test"
 	@echo "make reset   forget the local app's data (chat, transactions, totals): the next run starts from the seed"
 	@echo "make token USER=alice ROLE=admin   print a token for the local app (STACK=… a deployed one)"
-	@echo "make bench   run the benchmarks"
+	@echo "make bench   every benchmark beside its baselines (ARGS=--quick: a smoke run; ARGS=\"--only rooms\")"
 	@echo "make lint    ruff, cfn-lint, sam validate --lint and checkov"
 	@echo "make screenshots                   refresh docs/screenshots from the browser tests"
 	@echo "make build   sam build: the functions and the layer for Lambda (python3.13, arm64)"

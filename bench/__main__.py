@@ -33,14 +33,16 @@ def _notes(results: dict[str, object]) -> list[str]:
     notes = ["Ratios are apigw-local ÷ baseline: above 1 is better for rates, below 1 is better "
              "for latencies and memory. Every server runs as its own process; one load client "
              "(this process) drives them all."]
-    limited = report.get(results, "connections.limited_by")
-    if limited:
-        notes.append(f"Idle connections: {limited}.")
+    for limited in (report.get(results, "connections.limited_by"),
+                    report.get(results, "connections.apigw-local.idle_limited_by")):
+        if limited:
+            notes.append(f"Idle connections: {limited}.")
     capped = report.get(results, "rooms.apigw-local.joins.capped_views")
     if capped:
         notes.append(f"Joins: {capped} clients last saw a `presence` list capped at 100 members "
-                     "(docs/protocol.md); for them, consistent means the count is right and "
-                     "every listed member is real.")
+                     "(docs/protocol.md); for them, consistent means every listed member is real "
+                     "and the count agrees, allowing for `joined` frames of users the snapshot "
+                     "did not list (it may have counted them already).")
     if report.get(results, "dashboards") is not None:
         notes.append("Dashboards: the app pushes `income` before it answers the verify, so the "
                      "figure from the answer can be ≤ 0; from the request it is "
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     python = baseline_python()
     results: dict[str, object] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "quick": args.quick,

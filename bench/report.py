@@ -114,7 +114,8 @@ def rows(results: dict[str, Any]) -> list[Row]:
     still = get(results, "connections.apigw-local.idle_still_open")
     add(Row(f"{idle} idle connections: RSS of the server's process trees (still open: "
             f"{still})", "MiB", ours, channels, floor, "≤ 1 024 MiB, all open",
-            _both(at_most(ours, 1024), at_least(still, idle or math.inf))))
+            _both(at_most(ours, 1024), at_least(still, idle or math.inf),
+                  at_least(idle, get(results, "connections.wanted_idle") or 0))))
     subscribers = get(results, "dashboards.apigw-local.subscribers")
     ours, channels, floor = three("dashboards.from_answer_p50_ms")
     add(Row(f"verify → {subscribers} dashboards: HTTP answer to the last `income`, p50",

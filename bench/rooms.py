@@ -115,6 +115,8 @@ async def room_figures(server: Server, secret: str | None, k: int, messages: int
     fleet = Fleet(server.endpoints["websocket"], secret)
     try:
         members = await fleet.open(k, label=f"{server.name}: {k} clients")
+        progress(f"{server.name}: warming up (every client pings at once, twice)")
+        await fleet.warm(members)
         before = server.usage()
         progress(f"{server.name}: {k} clients join one room at once")
         watcher, last_join = await joins(fleet, members, ROOM, timeout=10 if quick else 30)

@@ -21,7 +21,8 @@ APP_TEMPLATES = [ROOT / "template.yaml", ROOT / "local" / "template.yaml"]
 def baseline_python() -> Path:
     """The benchmark's own virtualenv (Channels, uvicorn, matplotlib), installed once."""
     python, stamp = VENV / "bin" / "python", VENV / ".installed"
-    if stamp.exists() and stamp.stat().st_mtime >= REQUIREMENTS.stat().st_mtime:
+    wanted = REQUIREMENTS.read_text()
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return python
     progress(f"installing Django Channels, uvicorn and matplotlib into {VENV.relative_to(ROOT)}")
     venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
@@ -29,7 +30,7 @@ def baseline_python() -> Path:
                              "off", "-r", str(REQUIREMENTS)], capture_output=True, text=True)
     if result.returncode:
         sys.exit(f"error: could not install {REQUIREMENTS.name} into {VENV}:\n{result.stderr}")
-    stamp.touch()
+    stamp.write_text(wanted)
     return python
 
 

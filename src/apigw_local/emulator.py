@@ -271,10 +271,10 @@ class Emulator:
             # The file also names the backend's DynamoDB (the web client has no use for it).
             every = {**endpoints.as_json(), "dynamodb": endpoints.dynamodb,
                      **({"edge": self.edge_url} if self.edge_url else {})}
-            # Written whole then renamed: a reader that sees the file sees all of it.
-            partial = c.endpoints_file.with_name(f".{c.endpoints_file.name}.partial")
+            # Whole or not at all: a script polling for the file never reads it half-written.
+            partial = c.endpoints_file.with_name(c.endpoints_file.name + ".tmp")
             partial.write_text(json.dumps(every, indent=2) + "\n")
-            partial.replace(c.endpoints_file)
+            os.replace(partial, c.endpoints_file)
         return endpoints
 
     def _edge(self, host: str, port: int) -> Listener:

@@ -18,8 +18,10 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # token=… in a query string (also access_token=, id_token=, …)
     (re.compile(r"(?i)(token=)[^&\s\"',;#)]+"), rf"\g<1>{MASK}"),
     # Authorization: …  /  "authorization": "…"  /  'token': ['…']  /  AUTH_SECRET=…
-    (re.compile(r"(?i)([\"']?(?:authorization|[\w-]*token|[\w-]*secret)[\"']?\s*[:=]\s*\[?\s*"
-                r"[\"']?)([^\"'\r\n,}\]]+)"), rf"\g<1>{MASK}"),
+    # (quotes may come escaped, as in a JSON body logged inside a JSON line)
+    # (a key starts where a word starts: no backtracking through long runs of word characters)
+    (re.compile(r"(?i)([\\\"']*(?<![\w-])(?:authorization|[\w-]*token|[\w-]*secret)[\\\"']*"
+                r"\s*[:=]\s*\[?\s*[\\\"']*)([^\\\"'\r\n,}\]]+)"), rf"\g<1>{MASK}"),
     (re.compile(r"(?i)\b(bearer\s+)[^\s\"',;]+"), rf"\g<1>{MASK}"),
     # A JWT wherever it stands.
     (re.compile(r"\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*"), MASK),

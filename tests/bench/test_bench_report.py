@@ -106,3 +106,23 @@ def test_markdown_table():
 def test_no_ratio_of_figures_at_or_below_zero():
     assert Row("verify", "ms", -2.0, channels=1.0).ratio(1.0) is None
     assert Row("verify", "ms", 2.0, channels=-1.0).ratio(-1.0) is None
+
+
+def test_capped_view_counts_later_joins():
+    truth = {f"u{n:03}" for n in range(150)}
+    view = View()
+    view.apply({"type": "presence", "members": sorted(truth)[:100], "count": 140})
+    for user in sorted(truth)[140:]:
+        view.apply({"type": "joined", "user": user})
+    assert view.count == 150 and view.consistent(truth)
+    view.apply({"type": "joined", "user": "u145"})  # a repeat changes nothing
+    assert view.count == 150
+
+
+def test_capped_view_is_unsure_of_unlisted_joins():
+    truth = {f"u{n:03}" for n in range(150)}
+    view = View()
+    view.apply({"type": "presence", "members": sorted(truth)[:100], "count": 150})
+    view.apply({"type": "joined", "user": "u120"})  # joined before the snapshot was read
+    assert view.count == 151 and view.consistent(truth)
+    assert not view.consistent(truth | {"u999"} | {"u998"})

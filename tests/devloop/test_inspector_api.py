@@ -161,3 +161,25 @@ def test_the_page_sees_no_tokens_but_a_replay_gets_the_real_event():
     shown = json.dumps(view.as_json())
     assert jwt not in shown and "eyJ" not in shown
     assert view.event == event
+
+
+def test_identity_includes_the_authorizers_principal():
+    from types import SimpleNamespace
+
+    from apigw_local.inspector.observer import InspectorObserver
+
+    model = InspectorModel()
+    observer = InspectorObserver(model, api_names=lambda api_id: "ChatApi",
+                                 connections=lambda: [])
+    event = {"requestContext": {"authorizer": {"principalId": "alice"}}}
+    observer.invocation(SimpleNamespace(
+        function="Connect", route_key="$connect", connection_id="c1=", request_id="r",
+        duration_ms=1.0, status="ok", logs=(), event=event, init_duration_ms=None,
+        max_memory_mb=None, memory_size_mb=128, payload_status=200, error_message=""))
+    info = SimpleNamespace(connection_id="c1=", api_id="abc", stage="dev",
+                           source_ip="127.0.0.1", user_agent="ua", connected_at=1)
+    observer.connection("connected", info, {})
+    view = model.connections["c1="]
+    assert (view.principal, view.api, view.state) == ("alice", "ChatApi", "OPEN")
+    observer.connection("disconnected", info, {"code": 1001})
+    assert "c1=" not in model.connections and model.closed["c1="].close_code == 1001

@@ -41,3 +41,9 @@ def test_filter_masks_message_arguments_and_tracebacks():
     assert RedactingFilter().filter(record)
     text = logging.Formatter().format(record)
     assert "abc123" not in text and JWT not in text and "failed for /dev?token=***" in text
+
+
+def test_escaped_json_inside_a_log_line_is_masked_too():
+    line = '{"message": "event", "body": "{\\"secret\\": \\"abc123\\", \\"token\\": \\"abc123\\"}"}'
+    assert "abc123" not in redact(line)
+

@@ -173,20 +173,21 @@ def test_a_real_localstack(tmp_path):
         check_every_call_goes_to(edge, endpoints, f"apigw-local-test-{time.time_ns()}")
 
 
+@pytest.mark.timeout(900)  # a whole pytest run of the app's handlers in a subprocess
 @pytest.mark.parametrize("target", ["moto_server", "embedded"])
 def test_the_apps_own_suite_runs_against_an_endpoint(tmp_path, moto_server, target):
     """tests/app on an external moto_server or apigw-local's embedded server, chosen by
-    APP_TEST_ENDPOINT alone (two of its modules, to keep CI short)."""
+    APP_TEST_ENDPOINT alone (one of its modules, to keep CI short)."""
     env = {**os.environ, "APP_TEST_ENDPOINT": moto_server if target == "moto_server"
            else target}
     answer = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
-         "tests/app/test_verify_tx.py", "tests/app/test_websocket.py"],
+         "tests/app/test_verify_tx.py"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert answer.returncode == 0, answer.stdout[-3000:]
     served = (tmp_path / "moto_server.log").read_text().count('"POST / HTTP/1.1" 200')
     if target == "moto_server":
-        assert served > 100, "the suite did not use the moto_server"
+        assert served > 50, "the suite did not use the moto_server"
         assert "is a moto_server: it applies transactions without" in answer.stdout
     else:
         assert served == 0

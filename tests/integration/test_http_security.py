@@ -1,7 +1,6 @@
 """`apigw-local start` as its own process, as `make run` starts it: what a hostile client does to
 its memory, what its logs hold, and how secrets reach it without its argv."""
 
-import json
 import os
 import socket
 import threading
@@ -104,13 +103,15 @@ def test_secret_parameters_without_argv(tmp_path):
     params.write_text("# local secrets\nSecret=from-the-file\nLogDir=/tmp\n")
     with emulator(tmp_path, "--parameter-overrides-file", str(params)) as em:
         base = em.start()["http"]
-        assert json.loads(get(base + "/items/secret")[1]) == {"secret": "from-the-file"}
+        answer = get(base + "/items/secret")
+        assert answer == (200, b'{"secret": "from-the-file"}'), (answer, em.log()[-3000:])
         assert b"from-the-file" not in Path(f"/proc/{em.process.pid}/cmdline").read_bytes()
     env = {"APIGW_LOCAL_PARAMETER_Secret": "from-the-environment"}
     with emulator(tmp_path, "--parameter-overrides-file", str(params), env=env) as em:
         base = em.start()["http"]
         # The environment overrides the file; workers do not inherit the variable.
-        assert json.loads(get(base + "/items/secret")[1]) == {"secret": "from-the-environment"}
+        answer = get(base + "/items/secret")
+        assert answer == (200, b'{"secret": "from-the-environment"}'), (answer, em.log()[-3000:])
         _, body = get(base + "/items/1")
         assert "from-the-environment" not in em.log()
         assert b"APIGW_LOCAL_PARAMETER" not in body

@@ -23,8 +23,18 @@ class InspectorObserver:
         self.model = model
         self.api_names = api_names
         self.connections = connections
+        # $connect's authorizer principal, until the connection opens (bounded: a refused
+        # handshake never opens).
+        self._principals: dict[str, str] = {}
 
     def invocation(self, record: Any) -> None:
+        if record.route_key == "$connect" and record.connection_id and record.status == "ok":
+            context = (getattr(record, "event", None) or {}).get("requestContext") or {}
+            principal = (context.get("authorizer") or {}).get("principalId")
+            if principal:
+                if len(self._principals) > 1024:
+                    self._principals.clear()
+                self._principals[record.connection_id] = str(principal)
         self.model.invocation(
             function=record.function, route_key=record.route_key,
             api="websocket" if record.connection_id else "http",
@@ -40,7 +50,8 @@ class InspectorObserver:
             self.model.connection_opened(
                 info.connection_id, api=self.api_names(info.api_id), stage=info.stage,
                 source_ip=info.source_ip, user_agent=info.user_agent,
-                connected_at=info.connected_at, principal=(detail or {}).get("principal"))
+                connected_at=info.connected_at,
+                principal=self._principals.pop(info.connection_id, None))
             self.model.connection_state(info.connection_id, "OPEN", _now_ms())
         elif event == "disconnected":
             self.model.connection_closed(info.connection_id, (detail or {}).get("code"),
