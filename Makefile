@@ -28,7 +28,7 @@ LOCAL_SECRET := .local/auth-secret
 # The local app's DynamoDB tables and items, kept across runs (make reset empties it).
 LOCAL_DATA   := .local/dynamodb
 
-.PHONY: help run reset test lint token bench screenshots deps web-deps browser sam checkov web-config \
+.PHONY: help run reset test lint token bench soak screenshots deps web-deps browser sam checkov web-config \
         build deploy outputs delete lock clean
 
 help:
@@ -37,6 +37,7 @@ help:
 	@echo "make reset   forget the local app's data (chat, transactions, totals): the next run starts from the seed"
 	@echo "make token USER=alice ROLE=admin   print a token for the local app (STACK=… a deployed one)"
 	@echo "make bench   every benchmark beside its baselines (ARGS=--quick: a smoke run; ARGS=\"--only rooms\")"
+	@echo "make soak    500 clients, 20 rooms, 100 messages each, joins and leaves: every delivery checked (ARGS=\"--clients 40\")"
 	@echo "make lint    ruff, cfn-lint, sam validate --lint and checkov"
 	@echo "make screenshots                   refresh docs/screenshots from the browser tests"
 	@echo "make build   sam build: the functions and the layer for Lambda (python3.13, arm64)"
@@ -133,6 +134,10 @@ token: $(VENV)/.installed $(LOCAL_SECRET)
 
 bench: deps
 	$(PY) -m bench $(ARGS)
+
+# Exactly-once, in-order delivery to room members under churn, and memory, at full size.
+soak: deps
+	$(PY) -m bench.soak $(ARGS)
 
 # Refreshes the README's screenshots from the browser tests.
 screenshots: deps browser

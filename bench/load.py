@@ -76,6 +76,7 @@ class Member:
                 now = time.perf_counter()
                 self.frames += 1
                 frame = json.loads(raw)
+                self.received(frame, now)
                 kind = frame.get("type")
                 if kind == "message":
                     self.arrivals[frame["text"]] = now
@@ -94,6 +95,9 @@ class Member:
             pass
         finally:
             self.closed = True
+
+    def received(self, frame: dict, now: float) -> None:
+        """Every frame as it arrives, before it is tallied: a hook for clients that check more."""
 
     async def send(self, frame: dict) -> None:
         await self.ws.send(json.dumps(frame))
@@ -117,7 +121,7 @@ class Fleet:
 
     async def open(self, count: int, *, prefix: str = "user", room: str | None = None,
                    role: str = "user", concurrency: int = 50, read: bool = True,
-                   label: str = "") -> list[Member]:
+                   label: str = "", kind: type[Member] = Member) -> list[Member]:
         """`count` more connections, at most `concurrency` handshakes in flight; returns them."""
         slots = asyncio.Semaphore(concurrency)
         start = len(self.members)
@@ -130,7 +134,7 @@ class Fleet:
                 ws = await websockets.connect(
                     self.url_for(user, room, role), max_queue=None, ping_interval=None,
                     open_timeout=60, compression=None)
-            member = Member(ws, user)
+            member = kind(ws, user)
             if read:
                 member.start()
             opened.append(member)
