@@ -29,7 +29,7 @@ LOCAL_SECRET := .local/auth-secret
 LOCAL_DATA   := .local/dynamodb
 
 .PHONY: help run reset test lint token bench soak screenshots deps web-deps browser sam checkov web-config \
-        build deploy outputs delete lock clean
+        build deploy outputs delete deploy-localstack samlocal lock clean
 
 help:
 	@echo "make run     start the whole app locally (apigw-local, embedded DynamoDB, web client)"
@@ -44,6 +44,7 @@ help:
 	@echo "make deploy  deploy to AWS (sam deploy; --guided the first time) and publish web/"
 	@echo "make outputs the deployed stack's endpoints, and web/config.json for the web client"
 	@echo "make delete  delete the deployed stack (the ledger tables are kept)"
+	@echo "make deploy-localstack   deploy to a running LocalStack (needs LOCALSTACK_AUTH_TOKEN)"
 	@echo "make lock    re-pin layers/shared/requirements.txt from requirements.in"
 
 # --- installation -----------------------------------------------------------
@@ -83,6 +84,13 @@ $(SAM_VENV)/.installed:
 	@touch $@
 
 sam: $(SAM_VENV)/.installed
+
+# samlocal: sam pointed at LocalStack, beside sam in its virtualenv.
+$(SAM_VENV)/.installed-local: $(SAM_VENV)/.installed
+	$(SAM_VENV)/bin/pip install --quiet --progress-bar off aws-sam-cli-local
+	@touch $@
+
+samlocal: $(SAM_VENV)/.installed-local
 
 # checkov pins other versions of boto3 and packaging than ours: its own virtualenv too.
 $(CHECKOV_VENV)/.installed:
@@ -169,6 +177,13 @@ delete: sam deps
 	$(PY) -m scripts.web_publish --empty
 	$(SAM) delete
 	@echo "The ledger tables (Transactions, WeeklyIncome) are kept (Retain, deletion protection)."
+
+# LocalStack checked first (one line if it is not running or LOCALSTACK_AUTH_TOKEN is unset),
+# then built and deployed with samlocal; the AuthSecret goes through a private samconfig file.
+deploy-localstack: deps
+	@$(PY) -m scripts.localstack_deploy --check
+	@$(MAKE) --no-print-directory samlocal build $(LOCAL_SECRET)
+	$(PY) -m scripts.localstack_deploy
 
 lock: $(BIN)/activate
 	$(BIN)/pip install --quiet --progress-bar off pip-tools
