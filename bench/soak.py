@@ -145,6 +145,9 @@ class Soak:
     def check(self, clients: list[Client]) -> dict[str, int]:
         """The tallies: every delivery against the memberships at send time."""
         acked = {s.id: s for s in self.sent.values() if s.id}
+        by_room: dict[str, list[Sent]] = {}
+        for sent in acked.values():
+            by_room.setdefault(sent.room, []).append(sent)
         counts = dict.fromkeys(("expected", "received", "duplicated", "missing", "misordered",
                                 "foreign", "unknown"), 0)
         for client in clients:
@@ -165,11 +168,12 @@ class Soak:
                     counts["misordered"] += 1
                 last_seq[sent.sender] = max(seq, last_seq.get(sent.sender, 0))
             counts["duplicated"] += sum(n - 1 for n in seen.values())
-            for sent in acked.values():
-                if any(stay.answered < sent.at and stay.leave_sent > sent.acked
-                       for stay in client.stays.get(sent.room, ())):
-                    counts["expected"] += 1
-                    counts["missing"] += sent.id not in seen
+            for room, stays in client.stays.items():
+                for sent in by_room.get(room, ()):
+                    if any(stay.answered < sent.at and stay.leave_sent > sent.acked
+                           for stay in stays):
+                        counts["expected"] += 1
+                        counts["missing"] += sent.id not in seen
         return counts
 
 
@@ -253,8 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     secret = new_secret()
     progress(f"starting apigw-local with the app: {args.clients} clients, {args.rooms} rooms, "
              f"{args.messages} messages each")
-    with app(secret) as server:
-        result = asyncio.run(soak(server, secret, args))
+    try:
+        with app(secret) as server:
+            result = asyncio.run(soak(server, secret, args))
+    except KeyboardInterrupt:  # the emulator is stopped on the way out
+        print("soak: interrupted, nothing checked", file=sys.stderr)
+        return 130
     print(json.dumps(result, indent=2))
     found = violations(result)
     for line in found:
