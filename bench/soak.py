@@ -192,6 +192,8 @@ async def soak(server: Server, secret: str, args: argparse.Namespace) -> dict[st
         rss_start = _rss(server)
         started = time.perf_counter()
         lives = asyncio.gather(*(run.life(i, c) for i, c in enumerate(clients)))
+        # Its outcome is read even when Ctrl-C cancels it, so an interrupt ends quietly.
+        lives.add_done_callback(lambda f: f.cancelled() or f.exception())
         total = args.clients * args.messages
         while not lives.done():
             await asyncio.wait([lives], timeout=5)
