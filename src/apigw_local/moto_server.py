@@ -54,8 +54,10 @@ def serve_moto(host: str, port: int, persist: str | None = None,
     from moto.server import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import WSGIRequestHandler, make_server
 
+    from .moto_instances import track_weakly
     from .persistence import Journal, PersistError, changes_state
 
+    track_weakly()  # moto would otherwise keep every item it ever answered
     moto_app = DomainDispatcherApplication(create_backend_app)
     one_at_a_time = threading.Lock()
     journal: Journal | None = None
