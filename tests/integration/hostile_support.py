@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import os
 import secrets
 import subprocess
 import sys
@@ -31,7 +32,10 @@ TEMPLATES = [ROOT / "template.yaml", ROOT / "local" / "template.yaml"]
 # CI is reproducible: the same examples every run (derandomize) and no example database
 # carried from one run to the next. Counts are kept small: every example is a real round trip,
 # and a failing example is reported as found (shrinking it would cost minutes of timeouts).
-HOSTILE = settings(max_examples=40, deadline=None, derandomize=True, database=None,
+# HOSTILE_EXAMPLES=N explores further: N random examples per strategy, new ones each run.
+_EXPLORE = os.environ.get("HOSTILE_EXAMPLES")
+HOSTILE = settings(max_examples=int(_EXPLORE or 40), deadline=None,
+                   derandomize=not _EXPLORE, database=None,
                    phases=[Phase.explicit, Phase.generate],
                    suppress_health_check=[HealthCheck.function_scoped_fixture,
                                           HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -134,8 +138,9 @@ def hostile_app(directory: Path, name: str, **options: Any) -> Iterator[App]:
                    seed=seed_file(directory), observers=[recorder], **options) as endpoints:
             app = App(endpoints, secret, recorder)
             yield app
-            print(f"\n{name}: inputs tried per strategy: "
-                  + ", ".join(f"{k} {v}" for k, v in sorted(app.tried.items()))
-                  + f" (total {sum(app.tried.values())})")
+            if app.tried:
+                print(f"\n{name}: inputs tried per strategy: "
+                      + ", ".join(f"{k} {v}" for k, v in sorted(app.tried.items()))
+                      + f" (total {sum(app.tried.values())})")
     finally:
         gateway_log.removeHandler(recorder.handler)
