@@ -372,11 +372,11 @@ class Chat:
     def presence(self, room: str) -> PresenceFrame:
         users: dict[str, None] = {}
         count = 0
-        for page in self.store.member_pages(room_target(room)):
+        for page in self.store.user_pages(room_target(room)):
             count += len(page)
-            for member in page:
+            for user in page:
                 if len(users) < PRESENCE_MEMBERS:
-                    users.setdefault(member.user)
+                    users.setdefault(user)
         return PresenceFrame(room=room, members=sorted(users), count=count)
 
     def _require_member(self, target: str, connection_id: str, room: str, action: str) -> None:
