@@ -253,13 +253,22 @@ def test_without_a_key_every_post_creates(admin_api):
 
 
 def test_a_burst_of_joins_costs_o_k_frames_and_ends_consistent(
-    dynamodb, store, management, serializable_moto
+    dynamodb, store, management, serializable_moto, monkeypatch
 ):
     """K joins within one presence window (virtual time: the clock stands still until the
-    test ends the window): each joiner gets history and its own presence; the room gets the
-    window's first `joined` and ONE trailing `presence` snapshot, not K × K frames. Every
+    test ends the window): each joiner gets history; the room gets the window's first
+    `joined` and ONE trailing `presence` snapshot, not K × K frames, and that snapshot is the
+    later joiners' presence: the member list is read a few times, not once per join. Every
     member's view, replayed from its frames, ends with all K."""
     k = 40
+    member_queries = []
+    query = store.memberships.query
+
+    def counted(**kwargs):
+        member_queries.append(kwargs)
+        return query(**kwargs)
+
+    monkeypatch.setattr(store.memberships, "query", counted)
     instant = [datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)]
     window_over = threading.Event()
     chat = Chat(store, fanout.Fanout(management, store), presence_window_ms=250,
@@ -282,9 +291,13 @@ def test_a_burst_of_joins_costs_o_k_frames_and_ends_consistent(
         window_over.set()
     presence_frames = [json.loads(d) for _, d in management.posts
                        if json.loads(d)["type"] in ("joined", "presence")]
-    # K own snapshots + one `joined` (to at most K) + one trailing snapshot (to K).
-    assert len(presence_frames) <= 3 * k  # one `joined` per join would be K² = 1 600
+    # The first joiner's snapshot + one `joined` (to at most K) + one trailing snapshot (to K).
+    assert len(presence_frames) <= 2 * k + 1  # one `joined` per join would be K² = 1 600
     assert sum(f["type"] == "presence" and f["count"] == k for f in presence_frames) >= k - 1
+    # The first join's snapshot and its `joined`'s recipients, the trailer's two the same.
+    assert len(member_queries) == 4
+    for n in range(k):
+        assert management.types(f"c{n}")[0] == "history"
     for n in range(k):
         view: set[str] = set()
         for frame in management.frames(f"c{n}"):

@@ -14,10 +14,12 @@ already have by its `id`. Each step is one conditional write that a retry can re
 TransactWriteItems: nothing to roll back, and a crash between steps is resumed by the retry).
 
 Presence (docs/protocol.md, "Presence"): joins are coalesced per room in windows of
-`presence_window_ms`. The first join of a window is announced at once (`joined`); the second
-becomes the window's trailer and, when the window ends, posts ONE `presence` snapshot to the
-room covering every join of the window; later joins of the window post nothing room-wide. So
-a burst of K joins costs O(K) frames instead of K².
+`presence_window_ms`. The first join of a window is announced at once (`joined`) and gets its
+own snapshot; the second becomes the window's trailer and, when the window ends, posts ONE
+`presence` snapshot to the room covering every join of the window, which is also the
+`presence` of the window's later joiners: they post nothing and read no member list. So a
+burst of K joins costs O(K) frames instead of K², and a few member Queries per window
+instead of one per join.
 """
 
 from __future__ import annotations
@@ -185,27 +187,34 @@ class Chat:
         )
         messages, cursor = self.store.latest_messages(action.room, JOIN_HISTORY)
         history = HistoryFrame(room=action.room, messages=messages, next=cursor)
-        presence = self.presence(action.room)
-        results = [
-            self.fanout.send(connection_id, history),
-            self.fanout.send(connection_id, presence),
-        ]
+        results = [self.fanout.send(connection_id, history)]
         if announce:  # a new membership, or the first join after connecting with &room=
-            results.extend(self._announce_join(action.room, identity.user, presence))
+            results.extend(self._announce_join(action.room, identity.user, connection_id))
+        else:
+            results.append(self.fanout.send(connection_id, self.presence(action.room)))
         return results
 
-    def _announce_join(
-        self, room: str, user: str, presence: PresenceFrame
-    ) -> list[FanoutResult]:
-        """`joined` now, a `presence` snapshot at the window's end, or nothing (the window's
-        trailer covers this join): see the module's docstring. Where the member list is
+    def _announce_join(self, room: str, user: str, connection_id: str) -> list[FanoutResult]:
+        """The joiner's `presence` and the room's news of the join: see the module's
+        docstring. The first join of a window sends the joiner its snapshot and the room
+        `joined` now; the second claims the window's trailer and, at its end, posts ONE
+        snapshot to the room, the window's joiners included; the rest post nothing, and
+        read no member list: that snapshot is their `presence`. Where the member list is
         capped (more users than `presence` lists), a delta cannot keep a view's count: the
         joiner's own snapshot goes to the room instead of `joined`."""
         target = room_target(room)
-        capped = presence.count > len(presence.members)
-        joined = presence if capped else JoinedFrame(room=room, user=user)
+
+        def at_once() -> list[FanoutResult]:
+            presence = self.presence(room)
+            capped = presence.count > len(presence.members)
+            joined = presence if capped else JoinedFrame(room=room, user=user)
+            return [
+                self.fanout.send(connection_id, presence),
+                self.fanout.to_target(target, joined),
+            ]
+
         if self.presence_window_ms <= 0:
-            return [self.fanout.to_target(target, joined)]
+            return at_once()
         expires = clock.epoch_seconds(self.now() + PRESENCE_WINDOW_TTL)
         for _ in range(3):  # a lost race re-reads the window
             window = self.store.presence_window(room)
@@ -216,15 +225,15 @@ class Chat:
                 old_end = None if window is None else window["end"]
                 end = now_ms + self.presence_window_ms
                 if self.store.claim_presence_window(room, old_end, end, False, expires):
-                    return [self.fanout.to_target(target, joined)]
+                    return at_once()
             elif not window["trailer"]:
                 end = window["end"]
                 if self.store.claim_presence_window(room, end, end, True, expires):
                     self.sleep((end - now_ms + PRESENCE_MARGIN_MS) / 1000)
                     return [self.fanout.to_target(target, self.presence(room))]
             else:
-                return []
-        return [self.fanout.to_target(target, joined)]  # contended: announce it plainly
+                return []  # the window's trailer posts this joiner's presence, and the room's
+        return at_once()  # contended: announce it plainly
 
     def _leave(self, connection_id: str, identity: Identity, action: Leave) -> list[FanoutResult]:
         target = room_target(action.room)
