@@ -323,36 +323,30 @@ class Store:
         )
         return [i["target"] for items in pages for i in items]
 
-    def presence_window(self, room: str) -> dict[str, Any] | None:
-        """The room's presence window (`end` epoch ms, `trailer` claimed), read strongly."""
+    def presence_window(self, room: str) -> int | None:
+        """When the room's presence window ends (epoch ms; None: never opened), read strongly."""
         item = self.memberships.get_item(
             Key={"target": f"presence#{room}", "connectionId": PRESENCE_WINDOW},
             ConsistentRead=True,
         ).get("Item")
-        if item is None:
-            return None
-        return {"end": int(item["windowEnd"]), "trailer": bool(item.get("trailer"))}
+        return None if item is None else int(item["windowEnd"])
 
     def claim_presence_window(
-        self, room: str, old_end: int | None, end: int, trailer: bool, expires_at: int
+        self, room: str, old_end: int | None, end: int, expires_at: int
     ) -> bool:
-        """Replace the window seen as ending at `old_end` (None: none yet) by a new one, or
-        (`trailer`) claim its trailer; False if another join changed it first (one PutItem
-        with a condition: of racing joins, one wins)."""
-        values: dict[str, Any] = {}
+        """Replace the window seen as ending at `old_end` (None: none yet) by one ending at
+        `end`; False if another join replaced it first (one PutItem with a condition: of
+        racing joins, one wins)."""
         if old_end is None:
-            condition = "attribute_not_exists(windowEnd)"
+            condition, values = "attribute_not_exists(windowEnd)", {}
         else:
             condition, values = "windowEnd = :old", {":old": old_end}
-            if trailer:  # one trailer per window
-                condition, values = f"{condition} AND trailer = :no", {**values, ":no": False}
         try:
             self.memberships.put_item(
                 Item={
                     "target": f"presence#{room}",
                     "connectionId": PRESENCE_WINDOW,
                     "windowEnd": end,
-                    "trailer": trailer,
                     "expiresAt": expires_at,
                 },
                 ConditionExpression=condition,
