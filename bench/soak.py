@@ -30,6 +30,7 @@ import asyncio
 import json
 import math
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -216,8 +217,10 @@ async def soak(server: Server, secret: str, args: argparse.Namespace) -> dict[st
             await asyncio.wait([lives], timeout=5)
             acked = sum(s.acked < INF for s in run.sent.values())
             received = sum(len(c.messages) for c in clients)
+            elapsed = time.perf_counter() - started
+            left = f", about {(total - acked) * elapsed / acked:.0f} s left" if acked else ""
             progress(f"{acked}/{total} messages acknowledged, {received} deliveries, "
-                     f"{time.perf_counter() - started:.0f} s")
+                     f"{elapsed:.0f} s{left}")
         await lives
         # Deliveries can trail the acks of other senders' messages by a little: bounded wait.
         expected = None
@@ -240,6 +243,7 @@ async def soak(server: Server, secret: str, args: argparse.Namespace) -> dict[st
         await fleet.close()
     return {
         "clients": args.clients, "rooms": args.rooms, "messages_each": args.messages,
+        "persist": args.persist,
         "sent": len(run.sent), "acknowledged": sum(s.acked < INF for s in run.sent.values()),
         **tallies, "errors": len(errors), "problems": run.problems[:10],
         "seconds": round(elapsed, 1),
@@ -278,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="every CHURN-th client leaves and joins another room twice (0: none)")
     parser.add_argument("--timeout", type=float, default=120,
                         help="seconds to wait for any one answer or the last deliveries")
+    parser.add_argument("--persist", action="store_true",
+                        help="journal DynamoDB's writes as `make run` does (in a temporary "
+                             "directory)")
     args = parser.parse_args(argv)
     for name in ("clients", "rooms", "messages"):
         if getattr(args, name) < 1:
@@ -289,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"starting apigw-local with the app: {args.clients} clients, {args.rooms} rooms, "
              f"{args.messages} messages each")
     try:
-        with app(secret) as server:
+        with tempfile.TemporaryDirectory(prefix="soak-") as state, \
+                app(secret, ("--persist", state) if args.persist else ()) as server:
             result = asyncio.run(soak(server, secret, args))
     except KeyboardInterrupt:  # the emulator is stopped on the way out
         print("soak: interrupted, nothing checked", file=sys.stderr)
