@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -208,6 +209,7 @@ async def soak(server: Server, secret: str, args: argparse.Namespace) -> dict[st
         await rehearse(fleet, args.timeout)
         stored_start = await asyncio.to_thread(stored, server.endpoints["dynamodb"])
         rss_start = _rss(server)
+        loads = [os.getloadavg()[0]]  # the machine's 1-minute load average, every 5 s
         started = time.perf_counter()
         lives = asyncio.gather(*(run.life(i, c) for i, c in enumerate(clients)))
         # Its outcome is read even when Ctrl-C cancels it, so an interrupt ends quietly.
@@ -215,6 +217,7 @@ async def soak(server: Server, secret: str, args: argparse.Namespace) -> dict[st
         total = args.clients * args.messages
         while not lives.done():
             await asyncio.wait([lives], timeout=5)
+            loads.append(os.getloadavg()[0])
             acked = sum(s.acked < INF for s in run.sent.values())
             received = sum(len(c.messages) for c in clients)
             elapsed = time.perf_counter() - started
@@ -235,6 +238,7 @@ async def soak(server: Server, secret: str, args: argparse.Namespace) -> dict[st
             await asyncio.sleep(1)
         elapsed = time.perf_counter() - started
         rss_end = _rss(server)
+        loads.append(os.getloadavg()[0])
         progress("measuring what DynamoDB stores (a Scan of each table)")
         stored_end = await asyncio.to_thread(stored, server.endpoints["dynamodb"])
         tallies = run.check(clients)
@@ -247,6 +251,9 @@ async def soak(server: Server, secret: str, args: argparse.Namespace) -> dict[st
         "sent": len(run.sent), "acknowledged": sum(s.acked < INF for s in run.sent.values()),
         **tallies, "errors": len(errors), "problems": run.problems[:10],
         "seconds": round(elapsed, 1),
+        # How much else competed for the machine's cores.
+        "load_average": {"start": round(loads[0], 1), "end": round(loads[-1], 1),
+                         "mean": round(sum(loads) / len(loads), 1), "max": round(max(loads), 1)},
         "rss_mib": {group: {"start": rss_start.get(group), "end": mib,
                             "growth": round(mib - rss_start.get(group, 0.0), 1)}
                     for group, mib in rss_end.items()},
