@@ -7,6 +7,7 @@ error changed nothing in any table."""
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 from datetime import UTC, datetime, timedelta, timezone
@@ -141,6 +142,37 @@ def test_any_bytes_to_create_is_a_typed_answer(app, admin, raw, key, route):
 
 
 # --- query strings and paths -----------------------------------------------------------------
+
+
+def cursor_of(key: dict) -> str:
+    """A cursor as the store writes one (base64url JSON, unpadded), around any key."""
+    raw = json.dumps(key, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+ascii_text = st.characters(max_codepoint=0x7f)
+key_strings = st.one_of(st.text(ascii_text, max_size=40),
+                        st.text(ascii_text, min_size=200, max_size=700),
+                        st.sampled_from(["", "pending", "verified", "transaction", "\x00",
+                                         "9999-12-31T23:59:59.999Z", "01JD" + "Z" * 22]))
+# Cursors of the right shape (the keys the store hands out) with any values: what a client
+# that decoded one and edited it sends.
+crafted_cursors = st.builds(
+    lambda partition, values: cursor_of(dict(zip(["id", partition, "createdAt"], values,
+                                                  strict=True))),
+    st.sampled_from(["status", "kind", "room"]),
+    st.tuples(key_strings, key_strings, key_strings),
+)
+
+
+@HOSTILE
+@given(cursor=crafted_cursors, status=st.sampled_from([None, "pending", "verified"]),
+       limit=st.integers(1, 100))
+def test_a_crafted_cursor_is_a_page_or_a_typed_400(app, admin, cursor, status, limit):
+    query = {"next": cursor, "limit": limit, **({"status": status} if status else {})}
+    status_code, answer = call(app, "http: crafted cursors", "GET",
+                               f"/transactions?{urlencode(query)}", None, admin)
+    assert status_code in (200, 400), answer
 
 
 queries = st.dictionaries(
