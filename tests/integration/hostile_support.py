@@ -160,7 +160,8 @@ def hostile_app(directory: Path, name: str, **options: Any) -> Iterator[App]:
             app = App(endpoints, secret, recorder)
             yield app
             # Tokens travel in query strings and Authorization headers: never in a log.
-            assert app.recorder.printed, "the emulator's log was not captured"
+            if app.recorder.records:  # an invocation prints lines
+                assert app.recorder.printed, "the emulator's log was not captured"
             assert app.recorder.leaks(app.issued | {secret}) == []
             if app.tried:
                 print(f"\n{name}: inputs tried per strategy: "

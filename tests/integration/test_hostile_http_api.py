@@ -13,7 +13,10 @@ import socket
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import quote, urlencode, urlsplit
 
+import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 from hostile_support import HOSTILE, hostile_app
 from http_support import http
 from hypothesis import given
@@ -302,3 +305,37 @@ def test_raw_requests_to_the_websocket_port_are_answered_typed(app, method, targ
 def test_the_api_still_serves(app, admin):
     status, answer = call(app, "http: follow-up", "GET", "/transactions?limit=1", None, admin)
     assert status == 200 and len(answer["transactions"]) == 1
+
+
+# --- @connections --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def management(app):
+    return boto3.client("apigatewaymanagementapi", endpoint_url=app.ep.connections,
+                        region_name="us-east-1", aws_access_key_id="testing",
+                        aws_secret_access_key="testing",
+                        config=Config(retries={"max_attempts": 1}))
+
+
+@HOSTILE
+@given(connection_id=st.text(min_size=1, max_size=300) | st.sampled_from(
+    ["AAAAAAAAAAAAAAA=", "..", "%2e%2e", "a/b", "x" * 2000, "\x00", "=" * 16]),
+       operation=st.sampled_from(["post", "get", "delete"]), data=st.binary(max_size=200))
+def test_a_malformed_or_unknown_connection_id_is_gone(app, management, connection_id,
+                                                      operation, data):
+    """Signed calls (boto3) with any connection id: 410 GoneException, as the knowledge-center
+    article on GoneException lists an id that is not valid among its causes."""
+    app.tried["@connections: any connection id (signed)"] += 1
+    before, mark = app.tables(), app.recorder.mark()
+    call_ = {"post": lambda: management.post_to_connection(ConnectionId=connection_id,
+                                                           Data=data),
+             "get": lambda: management.get_connection(ConnectionId=connection_id),
+             "delete": lambda: management.delete_connection(ConnectionId=connection_id)}
+    with pytest.raises(ClientError) as refused:
+        call_[operation]()
+    error = refused.value.response
+    assert (error["ResponseMetadata"]["HTTPStatusCode"], error["Error"]["Code"]) == (
+        410, "GoneException"), (connection_id, error)
+    assert app.recorder.faults_since(mark) == []
+    assert app.tables() == before
