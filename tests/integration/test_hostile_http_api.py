@@ -302,6 +302,38 @@ def test_raw_requests_to_the_websocket_port_are_answered_typed(app, method, targ
     assert app.tables() == before
 
 
+header_values = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255),
+                        max_size=80)
+
+
+@HOSTILE
+@given(key=header_values | st.just("dGhlIHNhbXBsZSBub25jZQ=="),
+       version=st.sampled_from(["13", "8", "", "13, 8", "x"]),
+       protocol=st.none() | header_values, extensions=st.none() | header_values,
+       token=st.booleans())
+def test_hostile_upgrade_headers_are_a_handshake_or_a_4xx(app, key, version, protocol,
+                                                         extensions, token):
+    app.tried["raw HTTP: WebSocket upgrade headers"] += 1
+    before, mark = app.tables(), app.recorder.mark()
+    target = f"/dev?{urlencode({'token': app.token('eve')})}" if token else "/dev"
+    lines = [f"GET {target} HTTP/1.1", "Host: x", "Upgrade: websocket", "Connection: Upgrade",
+             f"Sec-WebSocket-Key: {key}", f"Sec-WebSocket-Version: {version}"]
+    lines += [f"Sec-WebSocket-Protocol: {protocol}"] * (protocol is not None)
+    lines += [f"Sec-WebSocket-Extensions: {extensions}"] * (extensions is not None)
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    with socket.create_connection(address(app.ep.websocket), timeout=30) as sock:
+        sock.sendall(request)
+        head = b""
+        while b"\r\n\r\n" not in head and (chunk := sock.recv(65536)):
+            head += chunk
+    status = int(head.split(b" ", 2)[1])
+    assert status == 101 or 400 <= status < 500, (request, head[:300])
+    assert b"Traceback" not in head
+    assert app.recorder.faults_since(mark) == []
+    if status != 101:
+        assert app.tables() == before
+
+
 def test_the_api_still_serves(app, admin):
     status, answer = call(app, "http: follow-up", "GET", "/transactions?limit=1", None, admin)
     assert status == 200 and len(answer["transactions"]) == 1
