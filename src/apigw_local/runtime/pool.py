@@ -72,7 +72,17 @@ PRELOAD_ENV = "APIGW_LOCAL_PRELOAD"
 
 
 class FunctionPool:
-    """The workers of one function and the callers waiting for one (FIFO)."""
+    """The workers of one function and the callers waiting for one (FIFO).
+
+    Scaling up: a caller that finds no idle worker waits in line, and a new worker is started
+    only while more callers wait than workers are already starting (up to `limit`). Whichever
+    worker is free first serves the head of the line: a warm one just given back, or a new
+    one whose init phase has ended. So one caller never waits out a cold start that a warm
+    worker would have spared it, and a short burst against a busy warm worker does not start
+    a worker per caller, each held by its caller through its cold start while the warm one
+    idles: that cascade started a function's whole `limit` of workers for a load one or two
+    could carry. Truly concurrent invocations still each get their own worker, as in Lambda.
+    """
 
     def __init__(self, runtime: Runtime, fn: Function, limit: int) -> None:
         self.runtime = runtime
@@ -80,9 +90,9 @@ class FunctionPool:
         self.limit = limit
         self.idle: list[WorkerProcess] = []
         self.total = 0  # workers alive or starting, busy or idle
+        self.starting = 0  # of which still starting (forked, in their init phase)
         self.generation = 0  # bumped by Runtime.recycle: older workers are not reused
-        # A waiter's future gets a worker, or None: "a slot is free, start one".
-        self.waiters: deque[asyncio.Future[WorkerProcess | None]] = deque()
+        self.waiters: deque[asyncio.Future[WorkerProcess]] = deque()
 
     async def acquire(self) -> WorkerProcess:
         while self.idle:
@@ -91,34 +101,63 @@ class FunctionPool:
                 return worker
             self.total -= 1  # died while idle
             self.runtime._discard(worker)
-        if self.total < self.limit and not self.waiters:
-            self.total += 1
-            return await self._start()
-        future: asyncio.Future[WorkerProcess | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[WorkerProcess] = asyncio.get_running_loop().create_future()
         self.waiters.append(future)
+        self._scale()
         try:
-            granted = await future
+            return await future
         except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
+            if future.done() and not future.cancelled() and future.exception() is None:
                 self.release(future.result())  # handed over just as we were cancelled
             else:
                 with contextlib.suppress(ValueError):
                     self.waiters.remove(future)
             raise
-        if granted is None:
-            return await self._start()
-        return granted
 
-    async def _start(self) -> WorkerProcess:
-        """Start a worker into a slot already counted in `total`."""
+    def _scale(self) -> None:
+        """Start workers while more callers wait than are already starting."""
+        while (len(self.waiters) > self.starting and self.total < self.limit
+               and not self.runtime._closed):
+            self.total += 1
+            self.starting += 1
+            self.runtime._track(self._start())
+
+    async def _start(self) -> None:
+        """Start a worker into a slot already counted in `total` and `starting`; it serves the
+        head of the line (its init error included), or waits idle."""
         generation = self.generation
         try:
             worker = await self.runtime._spawn(self.fn)
-        except BaseException:
-            self.release(None)
+        except asyncio.CancelledError:  # the runtime is closing
+            self.starting -= 1
+            self.total -= 1
             raise
+        except Exception as exc:
+            self.starting -= 1
+            self.total -= 1
+            self._hand(exc)  # the caller it was started for learns why
+            self._scale()
+            return
+        self.starting -= 1
         worker.generation = generation
-        return worker
+        if worker.init_error is not None:  # answered once to a caller, then discarded
+            if not self._hand(worker):
+                self.release(None)
+                self.runtime._discard(worker)
+            return
+        self.release(worker)
+
+    def _hand(self, result: WorkerProcess | BaseException) -> bool:
+        """Give a worker (or a start's failure) to the first caller still waiting."""
+        while self.waiters:
+            future = self.waiters.popleft()
+            if not future.done():
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+                return True
+        return False
 
     def reclaim(self, idle_before: float) -> None:
         """Stop the workers idle since before `idle_before` (monotonic time)."""
@@ -133,23 +172,14 @@ class FunctionPool:
         """Give back a worker after an invocation; None (or a dead one) frees its slot."""
         if (worker is not None and worker.alive and worker.init_error is None
                 and worker.generation == self.generation):
-            while self.waiters:
-                future = self.waiters.popleft()
-                if not future.done():
-                    future.set_result(worker)
-                    return
-            worker.idle_since = time.monotonic()
-            self.idle.append(worker)
+            if not self._hand(worker):
+                worker.idle_since = time.monotonic()
+                self.idle.append(worker)
             return
         if worker is not None:
             self.runtime._discard(worker)
         self.total -= 1
-        while self.waiters and self.total < self.limit:
-            future = self.waiters.popleft()
-            if not future.done():
-                self.total += 1
-                future.set_result(None)
-                return
+        self._scale()
 
 
 class Runtime:
@@ -192,6 +222,7 @@ class Runtime:
                        for lid, fn in app.functions.items()}
         self._workers: set[WorkerProcess] = set()
         self._reaping: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # workers starting, the fork server's start
         self._closed = False
         if preload is None:
             extra = [m.strip() for m in os.environ.get(PRELOAD_ENV, "").split(",") if m.strip()]
@@ -212,7 +243,10 @@ class Runtime:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self, prewarm: bool = False) -> None:
-        """With `prewarm`, start one worker per function now (concurrently)."""
+        """Start the fork server in the background (so the first cold start does not wait for
+        its preload); with `prewarm`, also one worker per function now (concurrently)."""
+        if self._fork_server and not self._closed:
+            self._track(self._start_zygote())
         if not prewarm:
             return
 
@@ -273,7 +307,12 @@ class Runtime:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Kill every worker and wait for it (no zombies). Safe to call twice."""
+        """Kill every worker and wait for it (no zombies). Safe to call twice.
+
+        Bounded: workers still starting are cancelled (and killed), every worker is killed
+        with its process group, and a reap waits for a worker's log pipes only briefly
+        (process.LOG_GRACE), since a descendant that left the group may hold them for ever.
+        """
         self._closed = True
         if self._reclaimer is not None:
             self._reclaimer.cancel()
@@ -286,14 +325,18 @@ class Runtime:
                 if not future.done():
                     future.set_exception(RuntimeError("the runtime is closed"))
             pool.idle.clear()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         workers = list(self._workers)
         self._workers.clear()
         for worker in workers:
-            worker.kill()
-        for worker in workers:
-            await worker.reap()
+            self._discard(worker)
+        # Invocations that were running discard their (killed) workers as they end: each
+        # round waits for reaps that are bounded, and no new worker can start.
         while self._reaping:
-            await asyncio.gather(*self._reaping, return_exceptions=True)
+            await asyncio.wait(set(self._reaping))
         async with self._zygote_lock:
             await self._zygote.close()
 
@@ -304,6 +347,18 @@ class Runtime:
         task = asyncio.get_running_loop().create_task(worker.reap())
         self._reaping.add(task)
         task.add_done_callback(self._reaping.discard)
+
+    def _track(self, coro: Any) -> None:
+        """Run `coro` as a task that `aclose` cancels (a worker starting, the fork server)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start_zygote(self) -> None:
+        try:
+            await self._zygote_usable()
+        except Exception:  # the first cold start will try again, and say why
+            log.debug("fork server did not start in the background", exc_info=True)
 
     async def _spawn(self, fn: Function) -> WorkerProcess:
         if self._closed:
@@ -321,10 +376,15 @@ class Runtime:
                 fn, self._env[fn.logical_id], python=self.python, fork_server=fork_server,
                 management=self.management, on_line=self._log_line)
             self._workers.add(worker)
-            await worker.init_phase()
+            try:
+                await worker.init_phase()
+            except BaseException:  # cancelled by aclose: the worker goes too
+                self._discard(worker)
+                raise
         return worker
 
-    async def _use_zygote(self, fn: Function, paths: list[str]) -> bool:
+    async def _zygote_usable(self) -> bool:
+        """Whether workers can be forked; starts the fork server if it is not running."""
         if not self._fork_server:
             return False
         async with self._zygote_lock:
@@ -335,6 +395,11 @@ class Runtime:
                     self._fork_server = False
                     log.warning("fork server unavailable; workers start fresh interpreters")
                     return False
+        return True
+
+    async def _use_zygote(self, fn: Function, paths: list[str]) -> bool:
+        if not await self._zygote_usable():
+            return False
         forkable = self._forkable.get(fn.logical_id)
         if forkable is None:
             startup = startup_variables(self._env[fn.logical_id], self._zygote_env)
