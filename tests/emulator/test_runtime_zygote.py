@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -236,3 +237,56 @@ async def test_aclose_while_workers_start_leaves_no_process(tmp_path):
     assert all(isinstance(r, RuntimeError | ConnectionError) for r in results), results
     await asyncio.sleep(0.1)
     assert _running_in(tmp_path / "code") == []
+
+
+DATA_PATH_HANDLER = """
+import boto3
+
+def handler(event, context):
+    client = boto3.client("dynamodb", endpoint_url="http://127.0.0.1:9")
+    resource = boto3.resource("dynamodb", endpoint_url="http://127.0.0.1:9")
+    return {"custom": hasattr(client, "zygote_probe"), "table": resource.Table("t").name}
+"""
+
+
+async def test_workers_share_parsed_botocore_data_unless_their_data_path_differs(tmp_path):
+    # The zygote parsed DynamoDB's model once; a function whose AWS_DATA_PATH holds its own
+    # model (here with one more operation) must still get its own, not the shared one.
+    import gzip
+    import json
+
+    import botocore
+
+    source = Path(botocore.__file__).parent / "data" / "dynamodb" / "2012-08-10"
+    model = json.loads(gzip.decompress((source / "service-2.json.gz").read_bytes()))
+    model["operations"]["ZygoteProbe"] = {**model["operations"]["DescribeLimits"],
+                                          "name": "ZygoteProbe"}
+    custom = tmp_path / "models" / "dynamodb" / "2012-08-10"
+    custom.mkdir(parents=True)
+    (custom / "service-2.json").write_text(json.dumps(model))
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text(DATA_PATH_HANDLER)
+    (tmp_path / "template.yaml").write_text(textwrap.dedent(f"""
+        Transform: AWS::Serverless-2016-10-31
+        Globals:
+          Function: {{CodeUri: code, Handler: app.handler, Runtime: python3.13, Timeout: 5}}
+        Resources:
+          Plain:
+            Type: AWS::Serverless::Function
+          Custom:
+            Type: AWS::Serverless::Function
+            Properties:
+              Environment: {{Variables: {{AWS_DATA_PATH: "{tmp_path / 'models'}"}}}}
+    """))
+    runtime = Runtime(load_application([tmp_path / "template.yaml"]),
+                      extra_env={"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"})
+    try:
+        plain, own = await asyncio.gather(runtime.invoke("Plain", {}),
+                                          runtime.invoke("Custom", {}))
+        assert plain.ok and own.ok, (plain.error, own.error)
+        assert plain.payload == {"custom": False, "table": "t"}
+        assert own.payload == {"custom": True, "table": "t"}
+        assert runtime._zygote.proc is not None  # both forked
+    finally:
+        await runtime.aclose()

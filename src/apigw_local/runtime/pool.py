@@ -6,7 +6,8 @@ Behaviour, following the Lambda developer guide ("Lambda execution environment l
 - one invocation at a time per worker; a free warm worker is reused, the most recently
   used first (LIFO, so idle ones can be reclaimed);
 - when every worker of a function is busy a new one is started, up to `max_concurrency`;
-  beyond that callers wait, first come first served;
+  callers wait in line, first come first served, each served by the first worker free (see
+  FunctionPool);
 - the handler is imported once per worker (the init phase, before the first request);
 - the function's `Timeout` is enforced: the worker is killed and the caller gets
   `Sandbox.Timedout` / "Task timed out after 3.00 seconds";
@@ -17,7 +18,9 @@ Behaviour, following the Lambda developer guide ("Lambda execution environment l
 
 Cold starts. Workers are forked by a fork server (`zygote.py`) that has imported the heavy,
 function-independent modules once (botocore, boto3, ssl, urllib3, pydantic; add more with
-`preload=` or APIGW_LOCAL_PRELOAD=mod1,mod2), so a cold worker only imports its own handler.
+`preload=` or APIGW_LOCAL_PRELOAD=mod1,mod2) and parsed botocore's data for the services the
+emulator serves, so a cold worker only imports its own handler. `start()` starts the zygote, so
+no invocation waits for its preload.
 A function is started with a fresh interpreter instead when its code or layers ship their own
 copy of a preloaded package, when its environment sets interpreter start-up variables
 (PYTHON*), when the zygote could not start cleanly, or with `fork_server=False`. Forked
@@ -243,10 +246,9 @@ class Runtime:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self, prewarm: bool = False) -> None:
-        """Start the fork server in the background (so the first cold start does not wait for
-        its preload); with `prewarm`, also one worker per function now (concurrently)."""
-        if self._fork_server and not self._closed:
-            self._track(self._start_zygote())
+        """Start the fork server, so that no cold start waits for its preload (about half a
+        second of CPU); with `prewarm`, also one worker per function (concurrently)."""
+        await self._zygote_usable()
         if not prewarm:
             return
 
@@ -353,12 +355,6 @@ class Runtime:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _start_zygote(self) -> None:
-        try:
-            await self._zygote_usable()
-        except Exception:  # the first cold start will try again, and say why
-            log.debug("fork server did not start in the background", exc_info=True)
 
     async def _spawn(self, fn: Function) -> WorkerProcess:
         if self._closed:
