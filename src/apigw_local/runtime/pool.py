@@ -74,6 +74,18 @@ ManagementHandler = Callable[[str, str, bytes], ManagementAnswer]
 PRELOAD_ENV = "APIGW_LOCAL_PRELOAD"
 
 
+def default_max_concurrency() -> int:
+    """Workers per function unless told: twice the CPUs this process may use, at most 10.
+
+    Lambda runs one invocation per execution environment and scales up to the account's
+    concurrency; locally every worker is a process of ~70 MB, and beyond twice the CPUs more
+    workers of one function add memory and contention, not throughput, as long as what the
+    handlers wait for is local (DynamoDB, the Management API). Handlers that wait on slow remote
+    calls want more: `max_concurrency` (`--max-concurrency`)."""
+    cpus = getattr(os, "process_cpu_count", os.cpu_count)() or 1
+    return min(10, 2 * cpus)
+
+
 class FunctionPool:
     """The workers of one function and the callers waiting for one (FIFO).
 
@@ -194,7 +206,7 @@ class Runtime:
         *,
         extra_env: Mapping[str, str] = {},  # noqa: B006 - read-only
         env_overrides: Mapping[str, Mapping[str, str]] = {},  # noqa: B006 - read-only
-        max_concurrency: int = 10,
+        max_concurrency: int | None = None,
         python: str = sys.executable,
         on_log: LogSink | None = None,  # lines printed outside an invocation's record
         management: ManagementHandler | None = None,
@@ -208,7 +220,10 @@ class Runtime:
         (default: zygote.DEFAULT_PRELOAD plus APIGW_LOCAL_PRELOAD). `max_initialising`: how
         many workers may run their init phase at once (default: the number of CPUs).
         `idle_timeout`: seconds an idle worker is kept before it is stopped, as Lambda reclaims
-        idle execution environments."""
+        idle execution environments. `max_concurrency`: workers per function (default:
+        `default_max_concurrency()`)."""
+        if max_concurrency is None:
+            max_concurrency = default_max_concurrency()
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         self.app = app
