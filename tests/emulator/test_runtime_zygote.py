@@ -139,7 +139,7 @@ async def test_queued_cold_starts_do_not_count_against_the_init_timeout(tmp_path
     # (lowered) 2 s init limit, yet each worker's own init is well within it. The invocations
     # outlast the queue, so no worker is free for another caller before all eight started.
     monkeypatch.setattr(process_module, "INIT_TIMEOUT", 2.0)
-    runtime = Runtime(_app(tmp_path, init_sleep=0.3), max_initialising=1)
+    runtime = Runtime(_app(tmp_path, init_sleep=0.3), max_initialising=1, max_concurrency=8)
     try:
         results = await asyncio.gather(
             *(runtime.invoke("A", {"seconds": 4}) for _ in range(8)))
