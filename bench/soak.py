@@ -33,6 +33,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from .harness import Server, new_secret, progress, raise_fd_limit
@@ -215,15 +216,23 @@ async def soak(server: Server, secret: str, args: argparse.Namespace) -> dict[st
         # Its outcome is read even when Ctrl-C cancels it, so an interrupt ends quietly.
         lives.add_done_callback(lambda f: f.cancelled() or f.exception())
         total = args.clients * args.messages
+        recent: deque[tuple[float, int]] = deque([(started, 0)], maxlen=12)  # the last minute
         while not lives.done():
             await asyncio.wait([lives], timeout=5)
             loads.append(os.getloadavg()[0])
             acked = sum(s.acked < INF for s in run.sent.values())
             received = sum(len(c.messages) for c in clients)
-            elapsed = time.perf_counter() - started
-            left = f", about {(total - acked) * elapsed / acked:.0f} s left" if acked else ""
-            progress(f"{acked}/{total} messages acknowledged, {received} deliveries, "
-                     f"{elapsed:.0f} s{left}")
+            now = time.perf_counter()
+            then, acked_then = recent[0]
+            rate = (acked - acked_then) / (now - then)  # over the last minute
+            recent.append((now, acked))
+            left = f", about {(total - acked) / rate:.0f} s left" if rate > 0 else ""
+            joined = sum(any(stay.answered < INF for stays in c.stays.values() for stay in stays)
+                         for c in clients)
+            joining = f"{joined}/{len(clients)} clients in their room, " \
+                if joined < len(clients) else ""
+            progress(f"{joining}{acked}/{total} messages acknowledged, {received} deliveries, "
+                     f"{now - started:.0f} s{left}")
         await lives
         # Deliveries can trail the acks of other senders' messages by a little: bounded wait.
         expected = None
