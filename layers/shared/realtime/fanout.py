@@ -3,10 +3,10 @@
 `POST @connections/{id}` is one HTTP call per recipient, so a room's fan-out runs the posts
 concurrently on a bounded thread pool that shares ONE boto3 client (its connection pool is
 sized to the thread pool: botocore's `max_pool_connections`). Recipients come page by page
-from the membership Query (projected to what a post needs); a page's posts are drained by the
-calling thread and up to `workers - 1` pool threads while the next page is read, so at most
-`workers` posts are in flight and two pages are held: memory stays flat for rooms of any size.
-The payload is encoded once.
+from the membership Query; a page's posts are drained by the calling thread and up to
+`workers - 1` pool threads while the next page is read, so at most `workers` posts are in
+flight and two pages are held: memory stays flat for rooms of any size. The payload is
+encoded once.
 
 A `GoneException` (410) means the connection no longer exists
 (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-how-to-call-websocket-api-connections.html)
