@@ -57,8 +57,10 @@ def serve_moto(host: str, port: int, persist: str | None = None,
     keep their connections (HTTP/1.1 keep-alive): werkzeug's server, which moto ships with,
     closes each one after its answer, and a worker then pays a TCP handshake per call.
     """
+    from .moto_instances import track_weakly
     from .persistence import Journal, PersistError
 
+    track_weakly()  # moto would otherwise keep every item it ever answered
     moto_app = _dispatcher()
     journal: Journal | None = None
     restored = ""
