@@ -54,6 +54,7 @@ def serve_moto(host: str, port: int, persist: str | None = None,
     from moto.server import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import WSGIRequestHandler, make_server
 
+    from .peers import OwnerCheck
     from .persistence import Journal, PersistError, changes_state
 
     moto_app = DomainDispatcherApplication(create_backend_app)
@@ -72,7 +73,20 @@ def serve_moto(host: str, port: int, persist: str | None = None,
             os._exit(1)
         threading.Thread(target=journal.sync_forever, daemon=True).start()
 
+    # It holds the template's secrets (the token key): other local users are refused, as on
+    # the gateway's ports (peers.py).
+    owners = OwnerCheck()
+
     def app(environ: Any, start_response: Any) -> Any:
+        stranger = owners.stranger(
+            (environ.get("REMOTE_ADDR", ""), int(environ.get("REMOTE_PORT") or 0)),
+            (host, int(environ.get("SERVER_PORT") or 0)))
+        if stranger is not None:
+            refusal = json.dumps({"__type": "AccessDeniedException",
+                                  "message": owners.explain(stranger)}).encode()
+            start_response("403 Forbidden", [("Content-Type", "application/json"),
+                                             ("Content-Length", str(len(refusal)))])
+            return [refusal]
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         with one_at_a_time:
             if journal is None or not target.startswith(DYNAMODB_TARGET):
