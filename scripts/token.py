@@ -26,13 +26,19 @@ from realtime import auth  # noqa: E402
 from scripts.web_config import explain, samconfig_defaults  # noqa: E402
 
 
-def stack_secret(stack: str, cloudformation: Any, secretsmanager: Any) -> str:
-    """The token key of a deployed stack, from the secret its AuthSecretArn output names."""
+def stack_secret_arn(stack: str, cloudformation: Any) -> str:
+    """The ARN of a deployed stack's token key: its AuthSecretArn output."""
     outputs = cloudformation.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
     arns = [o["OutputValue"] for o in outputs if o["OutputKey"] == "AuthSecretArn"]
     if not arns:
         raise KeyError(f"stack {stack!r} has no AuthSecretArn output")
-    return secretsmanager.get_secret_value(SecretId=arns[0])["SecretString"]
+    return arns[0]
+
+
+def stack_secret(stack: str, cloudformation: Any, secretsmanager: Any) -> str:
+    """The token key of a deployed stack, from the secret its AuthSecretArn output names."""
+    arn = stack_secret_arn(stack, cloudformation)
+    return secretsmanager.get_secret_value(SecretId=arn)["SecretString"]
 
 
 def main(argv: list[str] | None = None, clients: tuple[Any, Any] | None = None) -> int:
