@@ -7,8 +7,9 @@ who owns the other end of a loopback connection, though: both sockets are on thi
 On Linux the socket-diagnostics netlink interface looks one TCP socket up by its four-tuple
 and answers its owner's uid (sock_diag(7): `SOCK_DIAG_BY_FAMILY` with an exact
 `inet_diag_sockid`, the lookup `ss` does; it needs no privilege and costs a hash lookup,
-where reading /proc/net/tcp walks the whole connection table). The client's socket is the one
-whose source is our peer and whose destination is our own address.
+where reading /proc/net/tcp walks the whole connection table: `python -m bench.owner_lookup`).
+The client's socket is the one whose source is our peer and whose destination is our own
+address.
 
 Elsewhere (macOS, Windows) there is no such lookup without privileges: `owner_check()` says
 so once, and every peer is served as before.
