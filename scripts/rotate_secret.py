@@ -17,10 +17,7 @@ import argparse
 import sys
 from typing import Any
 
-import boto3
-from botocore.exceptions import BotoCoreError, ClientError
-
-from scripts.token import stack_secret_arn
+from scripts.token import STACK_ERRORS, stack_clients, stack_secret_arn
 from scripts.web_config import explain, samconfig_defaults
 
 KEY_LENGTH = 64  # letters and digits: about 380 bits, well over HS256's 256
@@ -47,12 +44,8 @@ def main(argv: list[str] | None = None, clients: tuple[Any, Any] | None = None) 
         print("error: which stack? pass --stack (or deploy once: make deploy)", file=sys.stderr)
         return 2
     try:
-        cloudformation, secretsmanager = clients or (
-            boto3.client("cloudformation", region_name=args.region),
-            boto3.client("secretsmanager", region_name=args.region),
-        )
-        arn = rotate(args.stack, cloudformation, secretsmanager)
-    except (ClientError, BotoCoreError, KeyError, IndexError) as error:
+        arn = rotate(args.stack, *stack_clients(args.region, clients))
+    except STACK_ERRORS as error:
         print(f"error: cannot rotate the key of stack {args.stack!r}: {explain(error)}",
               file=sys.stderr)
         return 2
