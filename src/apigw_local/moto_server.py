@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -40,25 +41,27 @@ serve_moto(sys.argv[1], int(sys.argv[2]), sys.argv[3] or None, float(sys.argv[4]
 """
 
 
+# DynamoDB's largest request: "The total request size limit is 16 MB" (BatchWriteItem,
+# https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html).
+MAX_BODY = 16 * 1024 * 1024
+
+
 def serve_moto(host: str, port: int, persist: str | None = None,
                lock_timeout: float = 30.0) -> None:
     """Run moto's server in this process (the embedded server's child process).
 
     DynamoDB isolates each request, and TransactWriteItems with its conditions is atomic;
-    moto's backend takes no locks, so two threads can both pass a condition. The server keeps
-    its threads (HTTP/1.1 keep-alive needs them) but lets one request at a time into moto;
-    the journal is written inside that turn, before the answer is sent.
+    moto's backend takes no locks, so two requests inside it at once could both pass a
+    condition. Every request runs to its end on the event loop's thread (`server.wsgi`), one
+    at a time; the journal is written inside that turn, before the answer is sent. Clients
+    keep their connections (HTTP/1.1 keep-alive): werkzeug's server, which moto ships with,
+    closes each one after its answer, and a worker then pays a TCP handshake per call.
     """
-    import threading
-
     from moto.server import DomainDispatcherApplication, create_backend_app
-    from werkzeug.serving import WSGIRequestHandler, make_server
 
-    from .peers import OwnerCheck
-    from .persistence import Journal, PersistError, changes_state
+    from .persistence import Journal, PersistError
 
     moto_app = DomainDispatcherApplication(create_backend_app)
-    one_at_a_time = threading.Lock()
     journal: Journal | None = None
     restored = ""
     if persist:
@@ -72,62 +75,77 @@ def serve_moto(host: str, port: int, persist: str | None = None,
             print(json.dumps({"error": str(exc)}), flush=True)
             os._exit(1)
         threading.Thread(target=journal.sync_forever, daemon=True).start()
+    app = moto_app if journal is None else _journaled(moto_app, journal)
+    asyncio.run(_serve(host, port, app, restored))
+    if journal is not None:  # no request runs between the last snapshot and the exit
+        with contextlib.suppress(Exception):
+            journal.compact(_items_of)
+        journal.close()
+    os._exit(0)
 
-    # It holds the template's secrets (the token key): other local users are refused, as on
-    # the gateway's ports (peers.py).
-    owners = OwnerCheck()
 
-    def app(environ: Any, start_response: Any) -> Any:
-        stranger = owners.stranger(
-            (environ.get("REMOTE_ADDR", ""), int(environ.get("REMOTE_PORT") or 0)),
-            (host, int(environ.get("SERVER_PORT") or 0)))
-        if stranger is not None:
-            refusal = json.dumps({"__type": "AccessDeniedException",
-                                  "message": owners.explain(stranger)}).encode()
-            start_response("403 Forbidden", [("Content-Type", "application/json"),
-                                             ("Content-Length", str(len(refusal)))])
-            return [refusal]
-        target = environ.get("HTTP_X_AMZ_TARGET", "")
-        with one_at_a_time:
-            if journal is None or not target.startswith(DYNAMODB_TARGET):
-                return list(moto_app(environ, start_response))
-            action = target[len(DYNAMODB_TARGET):]
-            if not changes_state(action):
-                return list(moto_app(environ, start_response))
-            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-            environ["wsgi.input"] = io.BytesIO(body)
-            status: list[str] = []
+async def _serve(host: str, port: int, app: Any, restored: str) -> None:
+    """Serve `app` until stdin closes; reports the port (or the error) on stdout."""
+    from .peers import OwnerCheck
+    from .server.http11 import make_factory
+    from .server.wsgi import WsgiApp
 
-            def capture(line: str, headers: Any, exc_info: Any = None) -> Any:
-                status.append(line)
-                return start_response(line, headers, exc_info)
-
-            answer = list(moto_app(environ, capture))
-            if status and status[0].startswith("2"):
-                journal.record(_region(environ), action, body, _items_of)
-            return answer
-
-    class QuietHandler(WSGIRequestHandler):
-        def log_request(self, *args: Any, **kwargs: Any) -> None:  # one line per request: noise
-            pass
-
+    loop = asyncio.get_running_loop()
+    connections: set[Any] = set()
+    wsgi = WsgiApp(app, host, port)
     try:
-        server = make_server(host, port, app, threaded=True, request_handler=QuietHandler)
+        # It holds the template's secrets (the token key): other local users are refused,
+        # as on the gateway's ports (peers.py).
+        factory = make_factory(wsgi, connections, MAX_BODY, owners=OwnerCheck())
+        server = await loop.create_server(factory, host, port)
     except OSError as exc:
         print(json.dumps({"error": f"cannot listen on {host}:{port}: {exc.strerror}"}),
               flush=True)
         os._exit(1)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(json.dumps({"port": server.server_address[1], "restored": restored}), flush=True)
-    try:
+    wsgi.server_port = server.sockets[0].getsockname()[1]
+    print(json.dumps({"port": wsgi.server_port, "restored": restored}), flush=True)
+    closed = loop.create_future()
+    # A thread, not a reader on the loop: stdin may be a file or a terminal, not only a pipe.
+    threading.Thread(target=_until_eof, args=(loop, closed), daemon=True).start()
+    await closed
+    server.close()
+    for connection in list(connections):
+        connection.close()
+
+
+def _until_eof(loop: asyncio.AbstractEventLoop, closed: asyncio.Future[None]) -> None:
+    with contextlib.suppress(Exception):
         sys.stdin.read()
-    finally:
-        if journal is not None:
-            with one_at_a_time:  # no request between the last snapshot and the exit
-                with contextlib.suppress(Exception):
-                    journal.compact(_items_of)
-                journal.close()
-        os._exit(0)
+    with contextlib.suppress(RuntimeError):  # the loop is already gone
+        loop.call_soon_threadsafe(lambda: closed.done() or closed.set_result(None))
+
+
+def _journaled(moto_app: Any, journal: Any) -> Any:
+    """moto's app, with every DynamoDB request that changed state journaled before its
+    answer leaves."""
+    from .persistence import changes_state
+
+    def app(environ: Any, start_response: Any) -> Any:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target.startswith(DYNAMODB_TARGET):
+            return moto_app(environ, start_response)
+        action = target[len(DYNAMODB_TARGET):]
+        if not changes_state(action):
+            return moto_app(environ, start_response)
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        status: list[str] = []
+
+        def capture(line: str, headers: Any, exc_info: Any = None) -> Any:
+            status.append(line)
+            return start_response(line, headers, exc_info)
+
+        answer = list(moto_app(environ, capture))
+        if status and status[0].startswith("2"):
+            journal.record(_region(environ), action, body, _items_of)
+        return answer
+
+    return app
 
 
 def _region(environ: Any) -> str:

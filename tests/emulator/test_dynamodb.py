@@ -186,3 +186,67 @@ def test_web_pages_get_no_cors_from_the_embedded_server(server):
     except urllib.error.HTTPError as err:
         headers = err.headers
     assert headers.get("Access-Control-Allow-Origin") is None
+
+
+def _connections_to(port: int) -> dict[int, str]:
+    """This machine's TCP sockets whose remote end is 127.0.0.1:`port`: local port → state
+    (/proc/net/tcp: 01 ESTABLISHED, 06 TIME_WAIT)."""
+    sockets = {}
+    with open("/proc/net/tcp") as table:
+        for line in list(table)[1:]:
+            local, remote, state = line.split()[1:4]
+            if remote == f"0100007F:{port:04X}":
+                sockets[int(local.split(":")[1], 16)] = state
+    return sockets
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="needs Linux's /proc/net/tcp")
+def test_one_client_keeps_one_connection_for_many_calls(server):
+    """Each worker's boto3 client reuses its connection (HTTP/1.1 keep-alive): 50 calls open
+    one TCP connection, not 50 that each linger in TIME_WAIT afterwards."""
+    port = int(server.endpoint_url.rsplit(":", 1)[1])
+    before = set(_connections_to(port))
+    client = _client(server)
+    for _ in range(50):
+        client.list_tables()
+    opened = {local: state for local, state in _connections_to(port).items()
+              if local not in before}
+    assert list(opened.values()) == ["01"], opened  # one, still established
+
+
+def test_one_raw_connection_carries_request_after_request(server):
+    """Three requests over one socket: each answered with `Connection: keep-alive`, and the
+    socket still open after each answer."""
+    import http.client
+
+    connection = http.client.HTTPConnection(server.endpoint_url.removeprefix("http://"),
+                                            timeout=10)
+    try:
+        for _ in range(3):
+            connection.request("POST", "/", body="{}", headers={**_SIGNED, "X-Amz-Target":
+                                                                "DynamoDB_20120810.ListTables"})
+            sock = connection.sock
+            answer = connection.getresponse()
+            assert (answer.status, "TableNames" in json.loads(answer.read())) == (200, True)
+            assert answer.headers["Connection"] == "keep-alive"
+            assert connection.sock is sock
+    finally:
+        connection.close()
+
+
+def test_a_body_over_dynamodbs_largest_request_is_refused_unread(server):
+    """16 MB is DynamoDB's largest request (BatchWriteItem): a longer one announced gets 413
+    before a byte of its body is read, and the server goes on answering."""
+    import socket
+
+    host, port = server.endpoint_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: DynamoDB_20120810.ListTables"
+                     b"\r\nContent-Length: %d\r\n\r\n" % (16 * 1024 * 1024 + 1))
+        assert sock.recv(65536).startswith(b"HTTP/1.1 413 ")
+    assert "TableNames" in _client(server).list_tables()
+
+
+_SIGNED = {"Content-Type": "application/x-amz-json-1.0",
+           "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20000101/us-east-1/dynamodb/"
+                            "aws4_request, SignedHeaders=host, Signature=0"}

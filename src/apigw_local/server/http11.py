@@ -151,12 +151,14 @@ class HttpConnection(asyncio.Protocol):
         "local_port", "_url", "_headers", "_body", "_upgrade_request", "_closed", "on_close",
         "_paused", "_pending_bytes", "_head_size", "_head_raw", "_in_body", "_body_size",
         "_refused", "_linger", "_eof", "_last_activity", "_idle_timer", "idle_timeout",
-        "local", "owners", "owners_on_upgrades", "_owner_known",
+        "max_body", "local", "owners", "owners_on_upgrades", "_owner_known",
     )
 
     def __init__(self, app: HttpApp, on_close: Callable[[HttpConnection], None] | None = None,
-                 owners: OwnerCheck | None = None, owners_on_upgrades: bool = True):
+                 max_body: int = MAX_BODY, owners: OwnerCheck | None = None,
+                 owners_on_upgrades: bool = True):
         self.app = app
+        self.max_body = max_body
         self.on_close = on_close
         # Peers of another local user are refused (peers.py): on every request, and on
         # upgrades unless `owners_on_upgrades` is False (the WebSocket API, public in AWS too).
@@ -322,7 +324,7 @@ class HttpConnection(asyncio.Protocol):
             elif lname == "expect":
                 expect = value
         # Refused before reading a byte of it: a body announced over the payload quota.
-        if length is not None and length.strip().isdigit() and int(length) > MAX_BODY:
+        if length is not None and length.strip().isdigit() and int(length) > self.max_body:
             raise _Refused(413)
         if expect is not None and version == "1.1":
             # RFC 9110 10.1.1: 100-continue is the only expectation; others may get 417.
@@ -335,7 +337,7 @@ class HttpConnection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
-        if self._body_size > MAX_BODY:  # a chunked body growing past the quota
+        if self._body_size > self.max_body:  # a chunked body growing past the quota
             raise _Refused(413)
         self._body.append(body)
 
@@ -518,10 +520,11 @@ def reject_upgrade(connection: HttpConnection, response: Response) -> None:
     connection._write_now(response, keep_alive=False)
 
 
-def make_factory(app: HttpApp, registry: set[Any], owners: OwnerCheck | None = None,
+def make_factory(app: HttpApp, registry: set[Any], max_body: int = MAX_BODY,
+                 owners: OwnerCheck | None = None,
                  owners_on_upgrades: bool = True) -> Callable[[], HttpConnection]:
     def factory() -> HttpConnection:
-        conn = HttpConnection(app, on_close=registry.discard, owners=owners,
+        conn = HttpConnection(app, on_close=registry.discard, max_body=max_body, owners=owners,
                               owners_on_upgrades=owners_on_upgrades)
         registry.add(conn)
         return conn
