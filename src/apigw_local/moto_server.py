@@ -95,8 +95,8 @@ async def _serve(host: str, port: int, app: Any, restored: str) -> None:
     wsgi = WsgiApp(app, host, port)
     try:
         # It holds the template's secrets (the token key): other local users are refused,
-        # as on the gateway's ports (peers.py).
-        factory = make_factory(wsgi, connections, MAX_BODY, owners=OwnerCheck())
+        # as on the gateway's ports (peers.py; the emulator already said if it cannot tell).
+        factory = make_factory(wsgi, connections, MAX_BODY, owners=OwnerCheck(announce=False))
         server = await loop.create_server(factory, host, port)
     except OSError as exc:
         print(json.dumps({"error": f"cannot listen on {host}:{port}: {exc.strerror}"}),

@@ -99,9 +99,10 @@ class OwnerCheck:
     """Lets in loopback peers owned by `uid` (this process's user), and peers that are not on
     loopback (a host bound on purpose to another interface, where uids mean nothing)."""
 
-    def __init__(self, uid: int | None = None) -> None:
+    def __init__(self, uid: int | None = None, announce: bool = True) -> None:
+        """`announce`: say (once, here) when owners cannot be looked up on this system."""
         self.uid = os.getuid() if uid is None else uid
-        self.available = _probe()
+        self.available = _probe(announce)
 
     def stranger(self, peer: tuple[str, int], local: tuple[str, int]) -> int | None:
         """The uid of a peer that belongs to another local user; None: let it in."""
@@ -118,12 +119,13 @@ class OwnerCheck:
                 f"(uid {self.uid}); this connection belongs to uid {uid}")
 
 
-def _probe() -> bool:
-    """Whether owners can be looked up here; says once, at start-up, when they cannot."""
+def _probe(announce: bool) -> bool:
+    """Whether owners can be looked up here; with `announce`, a warning when they cannot."""
     try:
         _lookup(socket.AF_INET, "127.0.0.1", 0, "127.0.0.1", 0)
     except (PeerLookupUnavailable, OSError) as err:
-        log.warning("other local users can reach apigw-local's ports: this system cannot tell "
-                    "which user a loopback connection belongs to (%s)", err)
+        if announce:
+            log.warning("other local users can reach apigw-local's ports: this system cannot "
+                        "tell which user a loopback connection belongs to (%s)", err)
         return False
     return True

@@ -41,6 +41,22 @@ def test_the_owner_of_a_loopback_peer_is_found():
             assert OwnerCheck(uid=os.getuid() + 1).stranger(peer, local) == os.getuid()
 
 
+def test_where_owners_cannot_be_told_it_is_said_once_and_everyone_is_served(monkeypatch, caplog):
+    from apigw_local import peers
+
+    def unavailable(*args):
+        raise peers.PeerLookupUnavailable("no netlink sockets on this system")
+
+    monkeypatch.setattr(peers, "_lookup", unavailable)
+    with caplog.at_level("WARNING", logger="apigw_local.peers"):
+        check = OwnerCheck(uid=os.getuid() + 1)
+        quiet = OwnerCheck(announce=False)
+    assert not check.available and not quiet.available
+    assert check.stranger(("127.0.0.1", 40000), ("127.0.0.1", 3000)) is None
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "other local users can reach" in said[0]
+
+
 def as_other_user(port: int, data: bytes, uid: int = NOBODY) -> bytes:
     """Send `data` to 127.0.0.1:`port` from a process of user `uid`; what it read back."""
     client = ("import socket, sys\n"
