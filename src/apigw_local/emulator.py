@@ -261,9 +261,10 @@ class Emulator:
         # on @connections; WebSocket clients are not (docs/security.md).
         self.owners = OwnerCheck()
         self._listeners = [
-            Listener(http_sock, make_factory(self.http_gateway, self._http_conns, self.owners),
+            Listener(http_sock, make_factory(self.http_gateway, self._http_conns,
+                                             owners=self.owners),
                      self.tls.server_context),
-            Listener(ws_sock, make_factory(self.ws_port, self._ws_conns, self.owners,
+            Listener(ws_sock, make_factory(self.ws_port, self._ws_conns, owners=self.owners,
                                            owners_on_upgrades=False),
                      self.tls.server_context),
         ]
@@ -291,7 +292,7 @@ class Emulator:
             else ["dynamodb"]
         edge = LocalStackEdge(lambda: self.management, self.backend.endpoint_url, services)
         listener = Listener(Listener.bind(host, port),
-                            make_factory(edge, self._http_conns, self.owners))
+                            make_factory(edge, self._http_conns, owners=self.owners))
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         self.edge_url = f"http://{shown}:{listener.port}"
         return listener

@@ -520,7 +520,7 @@ def reject_upgrade(connection: HttpConnection, response: Response) -> None:
     connection._write_now(response, keep_alive=False)
 
 
-def make_factory(app: HttpApp, registry: set[Any], max_body: int = MAX_BODY,
+def make_factory(app: HttpApp, registry: set[Any], max_body: int = MAX_BODY, *,
                  owners: OwnerCheck | None = None,
                  owners_on_upgrades: bool = True) -> Callable[[], HttpConnection]:
     def factory() -> HttpConnection:
