@@ -17,7 +17,9 @@ own `left`) does not overlap the span from send to ack. Order: at every reader, 
 each sender's messages rises.
 
 Memory: RSS of the gateway, the workers and DynamoDB (from /proc) when the steady phase (every
-client connected and in a room) starts and when every message is acknowledged and delivered.
+client connected and in a room) starts and when every message is acknowledged and delivered,
+and DynamoDB's growth per byte it stored meanwhile (bench/storage.py, DynamoDB's own measure):
+flat memory keeps that ratio a small constant, however many requests were served.
 Exits 1 on any violation.
 """
 
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 from .harness import Server, new_secret, progress, raise_fd_limit
 from .load import Fleet, Member
 from .servers import app
+from .storage import Stored, stored
 
 INF = math.inf
 
@@ -106,11 +109,12 @@ class Soak:
     messages: int
     churn: int
     timeout: float
+    prefix: str = "soak"  # of the rooms' names
     sent: dict[str, Sent] = field(default_factory=dict)  # by clientId
     problems: list[str] = field(default_factory=list)
 
     def room(self, n: int) -> str:
-        return f"soak{n % self.rooms}"
+        return f"{self.prefix}{n % self.rooms}"
 
     async def life(self, index: int, client: Client) -> None:
         room_no = index
@@ -177,6 +181,17 @@ class Soak:
         return counts
 
 
+async def rehearse(fleet: Fleet, timeout: float) -> None:
+    """A few clients of their own room join, send, leave and join again before anything is
+    measured, so each code path of the soak has run once (its imports and caches loaded) and
+    the memory figures are those of the steady phase."""
+    rehearsal = Soak(clients=4, rooms=1, messages=3, churn=1, timeout=timeout, prefix="warmup")
+    members = await fleet.open(rehearsal.clients, prefix="warmup", kind=Client)
+    await asyncio.gather(*(rehearsal.life(i, c) for i, c in enumerate(members)))  # type: ignore[arg-type]
+    if rehearsal.problems:
+        raise RuntimeError(f"the warm-up failed: {'; '.join(rehearsal.problems[:3])}")
+
+
 def _rss(server: Server) -> dict[str, float]:
     return {group: figures["rss_mib"] for group, figures in server.usage().items()}
 
@@ -187,8 +202,10 @@ async def soak(server: Server, secret: str, args: argparse.Namespace) -> dict[st
     try:
         clients: list[Client] = await fleet.open(args.clients, prefix="soak", kind=Client,
                                                  label="soak")  # type: ignore[assignment]
-        progress(f"{len(clients)} clients connected; warming the workers")
+        progress(f"{len(clients)} clients connected; warming the workers and DynamoDB")
         await fleet.warm(clients, rounds=1)
+        await rehearse(fleet, args.timeout)
+        stored_start = await asyncio.to_thread(stored, server.endpoints["dynamodb"])
         rss_start = _rss(server)
         started = time.perf_counter()
         lives = asyncio.gather(*(run.life(i, c) for i, c in enumerate(clients)))
@@ -215,6 +232,8 @@ async def soak(server: Server, secret: str, args: argparse.Namespace) -> dict[st
             await asyncio.sleep(1)
         elapsed = time.perf_counter() - started
         rss_end = _rss(server)
+        progress("measuring what DynamoDB stores (a Scan of each table)")
+        stored_end = await asyncio.to_thread(stored, server.endpoints["dynamodb"])
         tallies = run.check(clients)
         errors = [e for c in clients for e in c.errors]
     finally:
@@ -227,7 +246,17 @@ async def soak(server: Server, secret: str, args: argparse.Namespace) -> dict[st
         "rss_mib": {group: {"start": rss_start.get(group), "end": mib,
                             "growth": round(mib - rss_start.get(group, 0.0), 1)}
                     for group, mib in rss_end.items()},
+        "dynamodb_memory": _memory_per_stored(stored_end - stored_start,
+                                              rss_end["dynamodb"] - rss_start["dynamodb"]),
     }
+
+
+def _memory_per_stored(added: Stored, growth_mib: float) -> dict[str, float]:
+    """DynamoDB's RSS growth against what it stored meanwhile."""
+    growth = growth_mib * 2**20
+    return {"items_stored": added.items, "bytes_stored": added.bytes,
+            "rss_growth_bytes": round(growth),
+            "growth_per_stored_byte": round(growth / added.bytes, 2) if added.bytes > 0 else None}
 
 
 def violations(result: dict[str, object]) -> list[str]:

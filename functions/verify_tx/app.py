@@ -114,6 +114,12 @@ def too_deep(_error: RecursionError) -> Response:
     return problem(400, "invalid_request", "body: JSON nested too deeply")
 
 
+@app.exception_handler(UnicodeDecodeError)
+def not_utf8(_error: UnicodeDecodeError) -> Response:
+    # A binary body comes base64-encoded (isBase64Encoded); decoded, JSON must be UTF-8 text.
+    return problem(400, "invalid_request", "body: not UTF-8 text")
+
+
 @app.post("/transactions")
 def create_transaction(body: NewTransaction):
     """With an `Idempotency-Key` header, a retry gets the first answer and creates nothing."""

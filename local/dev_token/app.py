@@ -64,6 +64,16 @@ def nested_too_deeply(error: RecursionError) -> Response:
     )
 
 
+@app.exception_handler(UnicodeDecodeError)
+def not_utf8(error: UnicodeDecodeError) -> Response:
+    # A binary body comes base64-encoded; decoded, it must be UTF-8 text to be JSON.
+    return Response(
+        status_code=400,
+        content_type="application/json",
+        body=json.dumps({"code": "invalid_request", "message": "body: not UTF-8 text"}),
+    )
+
+
 @app.post("/dev/token")
 def dev_token(body: TokenRequest) -> dict:
     return {"token": auth.issue(auth.secret(), body.user, body.role)}

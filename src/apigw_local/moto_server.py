@@ -57,11 +57,11 @@ def serve_moto(host: str, port: int, persist: str | None = None,
     keep their connections (HTTP/1.1 keep-alive): werkzeug's server, which moto ships with,
     closes each one after its answer, and a worker then pays a TCP handshake per call.
     """
-    from moto.server import DomainDispatcherApplication, create_backend_app
-
+    from .moto_instances import track_weakly
     from .persistence import Journal, PersistError
 
-    moto_app = DomainDispatcherApplication(create_backend_app)
+    track_weakly()  # moto would otherwise keep every item it ever answered
+    moto_app = _dispatcher()
     journal: Journal | None = None
     restored = ""
     if persist:
@@ -146,6 +146,32 @@ def _journaled(moto_app: Any, journal: Any) -> Any:
         return answer
 
     return app
+
+
+def _dispatcher() -> Any:
+    """moto's WSGI app, which picks a service's app by the request's host (or signature)."""
+    from moto.server import DomainDispatcherApplication, create_backend_app
+
+    class Dispatcher(DomainDispatcherApplication):  # type: ignore[misc]
+        """Remembers which backend serves a host: moto finds out by listing its package's
+        directories (a stat each) on every request, half its time on a PutItem."""
+
+        KNOWN_HOSTS = 1024  # hosts carry the client's region: bounded
+
+        def __init__(self) -> None:
+            super().__init__(create_backend_app)
+            self.known: dict[str | None, Any] = {}
+
+        def get_backend_for_host(self, host: str | None) -> Any:
+            try:
+                return self.known[host]
+            except KeyError:
+                backend = super().get_backend_for_host(host)
+                if len(self.known) < self.KNOWN_HOSTS:
+                    self.known[host] = backend
+                return backend
+
+    return Dispatcher()
 
 
 def _region(environ: Any) -> str:

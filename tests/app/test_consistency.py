@@ -253,13 +253,22 @@ def test_without_a_key_every_post_creates(admin_api):
 
 
 def test_a_burst_of_joins_costs_o_k_frames_and_ends_consistent(
-    dynamodb, store, management, serializable_moto
+    dynamodb, store, management, serializable_moto, monkeypatch
 ):
     """K joins within one presence window (virtual time: the clock stands still until the
-    test ends the window): each joiner gets history and its own presence; the room gets the
-    window's first `joined` and ONE trailing `presence` snapshot, not K × K frames. Every
-    member's view, replayed from its frames, ends with all K."""
+    test ends the window): each joiner gets history at once; at the window's end the room
+    gets ONE `presence` snapshot, not K × K frames, and it is every joiner's presence: the
+    member list is read once per window, not once per join. Every member's view, replayed
+    from its frames, ends with all K."""
     k = 40
+    member_queries = []
+    query = store.memberships.query
+
+    def counted(**kwargs):
+        member_queries.append(kwargs)
+        return query(**kwargs)
+
+    monkeypatch.setattr(store.memberships, "query", counted)
     instant = [datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)]
     window_over = threading.Event()
     chat = Chat(store, fanout.Fanout(management, store), presence_window_ms=250,
@@ -276,15 +285,17 @@ def test_a_burst_of_joins_costs_o_k_frames_and_ends_consistent(
     with ThreadPoolExecutor(k) as pool:
         for n in range(k):
             pool.submit(join, n)
-        for _ in range(k - 1):  # every join but the trailer's, which waits for the window
+        for _ in range(k - 1):  # every join but the window's first, which waits for its end
             assert finished.acquire(timeout=30)
         instant[0] += timedelta(milliseconds=300)
         window_over.set()
     presence_frames = [json.loads(d) for _, d in management.posts
                        if json.loads(d)["type"] in ("joined", "presence")]
-    # K own snapshots + one `joined` (to at most K) + one trailing snapshot (to K).
-    assert len(presence_frames) <= 3 * k  # one `joined` per join would be K² = 1 600
-    assert sum(f["type"] == "presence" and f["count"] == k for f in presence_frames) >= k - 1
+    assert len(presence_frames) == k  # one snapshot to each; a `joined` per join: K² = 1 600
+    assert all(f["type"] == "presence" and f["count"] == k for f in presence_frames)
+    assert len(member_queries) == 2  # the snapshot's users, then its recipients
+    for n in range(k):
+        assert management.types(f"c{n}")[0] == "history"
     for n in range(k):
         view: set[str] = set()
         for frame in management.frames(f"c{n}"):
@@ -349,10 +360,9 @@ def test_where_the_member_list_is_capped_a_join_sends_the_room_a_snapshot(room, 
     assert (last["type"], last["count"], len(last["members"])) == ("presence", 4, 2)
 
 
-def test_a_window_with_a_trailer_gives_way_to_the_next_once_over(store):
-    assert store.claim_presence_window("general", None, 1_000, False, 2**31)
-    assert store.claim_presence_window("general", 1_000, 1_000, True, 2**31)
-    assert not store.claim_presence_window("general", 1_000, 1_000, True, 2**31)  # one trailer
-    assert store.claim_presence_window("general", 1_000, 2_000, False, 2**31)  # the next window
-    assert store.presence_window("general") == {"end": 2_000, "trailer": False}
-    assert not store.claim_presence_window("general", 1_000, 3_000, False, 2**31)  # stale read
+def test_a_presence_window_is_claimed_once_and_replaced_once_over(store):
+    assert store.claim_presence_window("general", None, 1_000, 2**31)
+    assert not store.claim_presence_window("general", None, 1_500, 2**31)  # claimed already
+    assert store.claim_presence_window("general", 1_000, 2_000, 2**31)  # the next window
+    assert store.presence_window("general") == 2_000
+    assert not store.claim_presence_window("general", 1_000, 3_000, 2**31)  # stale read

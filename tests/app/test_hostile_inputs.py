@@ -4,12 +4,21 @@ names and cursors (hypothesis)."""
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
 
 import jwt
 import pytest
-from app_support import SECRET, LambdaContext, http_event, load_function, table_items, token
+from app_support import (
+    ROOT,
+    SECRET,
+    LambdaContext,
+    http_event,
+    load_function,
+    table_items,
+    token,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from realtime import clock
@@ -103,6 +112,26 @@ def test_any_history_cursor_is_a_history_or_invalid_request(member, dynamodb, cu
 def test_a_deeply_nested_body_is_a_400(admin_api, depth):
     status, body = admin_api("POST", "/transactions", raw_body="[" * depth + "]" * depth)
     assert (status, body["code"]) == (400, "invalid_request")
+
+
+@pytest.mark.parametrize("function, path", [
+    ("verify_tx", "/transactions"),
+    ("dev_token", "/dev/token"),
+])
+def test_a_body_that_is_not_utf8_is_a_400(dynamodb, management, function, path):
+    """HTTP APIs hand a binary body base64-encoded (`isBase64Encoded`); decoded, it is not
+    text, so it cannot be JSON."""
+    code = ROOT / "local" / "dev_token" / "app.py" if function == "dev_token" else None
+    module = load_function(function, code)
+    event = http_event("POST", path, token=token("root", "admin"),
+                       raw_body=base64.b64encode(b"\x15 \x94Z\xaf").decode())
+    event["isBase64Encoded"] = True
+    before = table_items(dynamodb)
+    response = module.lambda_handler(event, LambdaContext())
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"]) == {"code": "invalid_request",
+                                            "message": "body: not UTF-8 text"}
+    assert table_items(dynamodb) == before
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,7 @@ def test_a_burst_of_room_connects_keeps_every_member(app, store):
     app.management.gone.update(ids)  # none of them can receive yet
     for n, cid in enumerate(ids):
         assert app.connect(cid, f"u{n}", room="general", connected_at=now_ms)["statusCode"] == 200
-    members = [m.connection_id for page in store.member_pages(room_target("general")) for m in page]
+    members = [c for page in store.recipient_pages(room_target("general")) for c, _ in page]
     assert sorted(members) == ids
     assert all(store.get_connection(cid) is not None for cid in ids)
 

@@ -14,10 +14,11 @@ already have by its `id`. Each step is one conditional write that a retry can re
 TransactWriteItems: nothing to roll back, and a crash between steps is resumed by the retry).
 
 Presence (docs/protocol.md, "Presence"): joins are coalesced per room in windows of
-`presence_window_ms`. The first join of a window is announced at once (`joined`); the second
-becomes the window's trailer and, when the window ends, posts ONE `presence` snapshot to the
-room covering every join of the window; later joins of the window post nothing room-wide. So
-a burst of K joins costs O(K) frames instead of K².
+`presence_window_ms`. The first join of a window claims it and, when it ends, posts ONE
+`presence` snapshot to the room covering every join of the window, which is also the
+`presence` of the window's joiners; the window's other joins post nothing and read no member
+list. So a burst of K joins costs O(K) frames instead of K², and one member Query per window
+instead of one per join.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ CONNECTION_TTL = timedelta(hours=3)
 JOIN_HISTORY = 50
 PRESENCE_MEMBERS = 100
 PRESENCE_WINDOW_MS = 250
-# A trailer posts this long after its window ends, so that a join another Lambda instance
+# A window's snapshot is read this long after it ends, so that a join another Lambda instance
 # counted in the window (its clock a little behind) is stored before the snapshot is read.
 PRESENCE_MARGIN_MS = 50
 PRESENCE_WINDOW_TTL = timedelta(days=1)
@@ -185,46 +186,42 @@ class Chat:
         )
         messages, cursor = self.store.latest_messages(action.room, JOIN_HISTORY)
         history = HistoryFrame(room=action.room, messages=messages, next=cursor)
-        presence = self.presence(action.room)
-        results = [
-            self.fanout.send(connection_id, history),
-            self.fanout.send(connection_id, presence),
-        ]
+        results = [self.fanout.send(connection_id, history)]
         if announce:  # a new membership, or the first join after connecting with &room=
-            results.extend(self._announce_join(action.room, identity.user, presence))
+            results.extend(self._announce_join(action.room, identity.user, connection_id))
+        else:
+            results.append(self.fanout.send(connection_id, self.presence(action.room)))
         return results
 
-    def _announce_join(
-        self, room: str, user: str, presence: PresenceFrame
-    ) -> list[FanoutResult]:
-        """`joined` now, a `presence` snapshot at the window's end, or nothing (the window's
-        trailer covers this join): see the module's docstring. Where the member list is
-        capped (more users than `presence` lists), a delta cannot keep a view's count: the
-        joiner's own snapshot goes to the room instead of `joined`."""
+    def _announce_join(self, room: str, user: str, connection_id: str) -> list[FanoutResult]:
+        """The joiner's `presence` and the room's news of the join: see the module's
+        docstring. The first join of a window claims it and, at its end, posts ONE snapshot
+        to the room, the window's joiners included; the window's other joins post nothing
+        and read no member list. Without a window: the joiner's snapshot at once and
+        `joined` to the room (where the member list is capped, more users than `presence`
+        lists, a delta cannot keep a view's count: the snapshot goes to the room instead)."""
         target = room_target(room)
-        capped = presence.count > len(presence.members)
-        joined = presence if capped else JoinedFrame(room=room, user=user)
         if self.presence_window_ms <= 0:
-            return [self.fanout.to_target(target, joined)]
+            presence = self.presence(room)
+            capped = presence.count > len(presence.members)
+            joined = presence if capped else JoinedFrame(room=room, user=user)
+            return [
+                self.fanout.send(connection_id, presence),
+                self.fanout.to_target(target, joined),
+            ]
         expires = clock.epoch_seconds(self.now() + PRESENCE_WINDOW_TTL)
         for _ in range(3):  # a lost race re-reads the window
-            window = self.store.presence_window(room)
-            # The clock is read AFTER the window: this membership was stored before `now_ms`,
-            # so a join that finds the window open is stored before the trailer's read.
+            end = self.store.presence_window(room)
+            # The clock is read AFTER this membership was stored: a join that finds the
+            # window open is stored before the window's snapshot reads the members.
             now_ms = epoch_ms(self.now())
-            if window is None or now_ms >= window["end"]:
-                old_end = None if window is None else window["end"]
-                end = now_ms + self.presence_window_ms
-                if self.store.claim_presence_window(room, old_end, end, False, expires):
-                    return [self.fanout.to_target(target, joined)]
-            elif not window["trailer"]:
-                end = window["end"]
-                if self.store.claim_presence_window(room, end, end, True, expires):
-                    self.sleep((end - now_ms + PRESENCE_MARGIN_MS) / 1000)
-                    return [self.fanout.to_target(target, self.presence(room))]
-            else:
-                return []
-        return [self.fanout.to_target(target, joined)]  # contended: announce it plainly
+            if end is not None and now_ms < end:
+                return []  # this window's snapshot covers the join
+            new_end = now_ms + self.presence_window_ms
+            if self.store.claim_presence_window(room, end, new_end, expires):
+                self.sleep((new_end - now_ms + PRESENCE_MARGIN_MS) / 1000)
+                return [self.fanout.to_target(target, self.presence(room))]
+        return [self.fanout.to_target(target, self.presence(room))]  # contended: post it now
 
     def _leave(self, connection_id: str, identity: Identity, action: Leave) -> list[FanoutResult]:
         target = room_target(action.room)
@@ -372,11 +369,11 @@ class Chat:
     def presence(self, room: str) -> PresenceFrame:
         users: dict[str, None] = {}
         count = 0
-        for page in self.store.member_pages(room_target(room)):
+        for page in self.store.user_pages(room_target(room)):
             count += len(page)
-            for member in page:
+            for user in page:
                 if len(users) < PRESENCE_MEMBERS:
-                    users.setdefault(member.user)
+                    users.setdefault(user)
         return PresenceFrame(room=room, members=sorted(users), count=count)
 
     def _require_member(self, target: str, connection_id: str, room: str, action: str) -> None:

@@ -3,8 +3,9 @@
 `POST @connections/{id}` is one HTTP call per recipient, so a room's fan-out runs the posts
 concurrently on a bounded thread pool that shares ONE boto3 client (its connection pool is
 sized to the thread pool: botocore's `max_pool_connections`). Recipients come page by page
-from the membership Query; at most `2 × workers` posts are in flight, so memory stays flat
-for rooms of any size. The payload is encoded once.
+from the membership Query (projected to what a post needs); a page's posts are drained by the
+calling thread and up to `workers - 1` pool threads, so at most `workers` posts are in flight
+and one page is held: memory stays flat for rooms of any size. The payload is encoded once.
 
 A `GoneException` (410) means the connection no longer exists
 (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-how-to-call-websocket-api-connections.html)
@@ -42,6 +43,7 @@ logger = Logger(child=True)
 
 POOL_SIZE = 16
 SENT, GONE, FAILED = "sent", "gone", "failed"
+Recipient = tuple[str, int | None]  # connection id, connectedAt (epoch ms) if known
 # 29 s integration timeout (a $connect cannot run longer) plus a second of clock skew.
 CONNECTING_WINDOW_MS = 30_000
 
@@ -129,52 +131,63 @@ class Fanout:
 
     def to_target(self, target: str, frame: _Frame, *, exclude: Iterable[str] = ()) -> FanoutResult:
         """`frame` to every member of `target` (`room#…`/`channel#…`) except `exclude`."""
+        pages = self.store.recipient_pages(target)
         skip = set(exclude)
-        pages = (
-            [(m.connection_id, m.connected_at) for m in page if m.connection_id not in skip]
-            for page in self.store.member_pages(target)
-        )
+        if skip:
+            pages = ([r for r in page if r[0] not in skip] for page in pages)
         return self._run(pages, frame.encode())
 
     def to_connections(self, connection_ids: Iterable[str], frame: _Frame) -> FanoutResult:
         return self._run([[(c, None) for c in connection_ids]], frame.encode())
 
-    def _run(self, pages: Iterable[list[tuple[str, int | None]]], data: bytes) -> FanoutResult:
+    def _run(self, pages: Iterable[list[Recipient]], data: bytes) -> FanoutResult:
         result = FanoutResult()
-        in_flight = threading.BoundedSemaphore(self.workers * 2)
-        futures = []
-        executor = self._pool()
-
-        def post(connection_id: str, connected_at: int | None) -> tuple[str, int | None, str]:
-            try:
-                return connection_id, connected_at, self.post(connection_id, data)
-            finally:
-                in_flight.release()
-
-        for page in pages:
-            for connection_id, connected_at in page:
-                in_flight.acquire()
-                futures.append(executor.submit(post, connection_id, connected_at))
-                result.recipients += 1
         now_ms = None
-        for future in futures:
-            connection_id, connected_at, outcome = future.result()
-            if outcome == SENT:
-                result.sent += 1
-            elif outcome == GONE:
-                now_ms = self.now_ms() if now_ms is None else now_ms
-                if still_connecting(connected_at, now_ms):
-                    result.connecting.append(connection_id)
+        for page in pages:
+            result.recipients += len(page)
+            missed = self._post_page(page, data)
+            result.sent += len(page) - len(missed)
+            for connection_id, connected_at, outcome in missed:
+                if outcome == GONE:
+                    now_ms = self.now_ms() if now_ms is None else now_ms
+                    if still_connecting(connected_at, now_ms):
+                        result.connecting.append(connection_id)
+                    else:
+                        result.gone.append(connection_id)
                 else:
-                    result.gone.append(connection_id)
-            else:
-                result.failed += 1
+                    result.failed += 1
         for connection_id in result.gone:
             try:
                 self.store.remove_connection(connection_id)
             except ClientError:
                 logger.exception("could not remove a gone connection", connection_id=connection_id)
         return result
+
+    def _post_page(self, page: list[Recipient], data: bytes) -> list[tuple[str, int | None, str]]:
+        """Post `data` to every recipient of `page`; those not SENT, with their outcome.
+
+        The calling thread and up to `workers - 1` pool threads take recipients from one
+        shared iterator until it is empty: a few tasks per page, not one future per post,
+        and a lone recipient (a reply) is posted by the caller, with no thread hand-off."""
+        recipients = iter(page)
+        lock = threading.Lock()
+
+        def drain() -> list[tuple[str, int | None, str]]:
+            missed = []
+            while True:
+                with lock:
+                    recipient = next(recipients, None)
+                if recipient is None:
+                    return missed
+                outcome = self.post(recipient[0], data)
+                if outcome != SENT:
+                    missed.append((*recipient, outcome))
+
+        helpers = [self._pool().submit(drain) for _ in range(min(self.workers, len(page)) - 1)]
+        missed = drain()
+        for helper in helpers:
+            missed += helper.result()
+        return missed
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:

@@ -311,16 +311,6 @@ class Connection(BaseModel):
     pending_client: str | None = None  # its clientId
 
 
-class Member(BaseModel):
-    """One connection in a room's or channel's membership."""
-
-    model_config = ConfigDict(frozen=True)
-
-    connection_id: str
-    user: str
-    connected_at: int | None = None  # epoch ms; None on memberships stored without it
-
-
 # --- HTTP API -----------------------------------------------------------------------------
 
 
