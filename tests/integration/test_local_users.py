@@ -1,5 +1,5 @@
 """Only the user who started apigw-local is served on its HTTP port, on @connections and by its
-embedded moto server: real loopback sockets, and a client forked as another user (`nobody`)."""
+embedded moto server: real loopback sockets, and a client run as another user (`nobody`)."""
 
 import asyncio
 import json
@@ -8,12 +8,19 @@ import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from apigw_local.moto_server import EmbeddedMoto
 from apigw_local.peers import OwnerCheck, peer_uid
 from apigw_local.server.http11 import HttpConnection, Request, json_response
+from apigw_local.testing import serve
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).parents[2]
 
 NOBODY = 65534
 
@@ -91,7 +98,7 @@ class App:
         return None  # answered 404 by the connection
 
 
-async def serve(app: App, owners_on_upgrades: bool = True):
+async def serve_app(app: App, owners_on_upgrades: bool = True):
     owners = OwnerCheck()
     assert owners.available
     return await asyncio.get_running_loop().create_server(
@@ -111,7 +118,7 @@ UPGRADE = (b"GET /_apigw-local/live HTTP/1.1\r\nHost: localhost\r\nUpgrade: webs
 @as_root
 async def test_another_local_user_is_refused_before_the_application_sees_the_request():
     app = App()
-    server = await serve(app)
+    server = await serve_app(app)
     port = server.sockets[0].getsockname()[1]
     try:
         theirs = await asyncio.to_thread(as_other_user, port, POST)
@@ -137,7 +144,7 @@ async def test_another_local_user_is_refused_before_the_application_sees_the_req
 async def test_websocket_upgrades_can_be_left_to_the_api():
     """The WebSocket port: @connections requests are checked, upgrades are the API's (tokens)."""
     app = App()
-    server = await serve(app, owners_on_upgrades=False)
+    server = await serve_app(app, owners_on_upgrades=False)
     port = server.sockets[0].getsockname()[1]
     try:
         theirs = await asyncio.to_thread(as_other_user, port, UPGRADE)
@@ -165,3 +172,31 @@ def test_the_embedded_moto_server_refuses_another_local_user():
         assert f"uid {NOBODY}" in json.loads(body)["message"]
         ours = raw(server.port, call)
         assert ours.startswith(b"HTTP/1.1 200 ") and b"SecretList" in ours
+
+
+@linux_only
+@as_root
+def test_the_app_as_make_run_serves_it_refuses_another_local_user():
+    """The dev sign-in, @connections and the embedded DynamoDB of a running emulator."""
+    with serve([ROOT / "template.yaml", ROOT / "local" / "template.yaml"],
+               parameter_overrides={"AuthSecret": "s" * 40}) as ep:
+        def port_of(url: str) -> int:
+            return urlsplit(url).port or 0
+
+        http_port, ws_port = port_of(ep.http), port_of(ep.connections)
+        stage = urlsplit(ep.connections).path
+        post = (b"POST %s/@connections/AAAAAAAAAAAAAAA= HTTP/1.1\r\nHost: localhost\r\n"
+                b"Authorization: AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/"
+                b"execute-api/aws4_request, SignedHeaders=host, Signature=" + b"0" * 64 +
+                b"\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi") % stage.encode()
+        scan = (b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: DynamoDB_20120810."
+                b"ListTables\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: 2"
+                b"\r\nConnection: close\r\n\r\n{}")
+        for port, request in ((http_port, POST), (ws_port, post),
+                              (port_of(ep.dynamodb), scan)):
+            theirs = as_other_user(port, request)
+            assert theirs.startswith(b"HTTP/1.1 403 "), (port, theirs[:200])
+            assert f"uid {NOBODY}".encode() in theirs
+        # The owner: signed in, and @connections answers about the connection (gone).
+        assert raw(http_port, POST).startswith(b"HTTP/1.1 200 ")
+        assert raw(ws_port, post).startswith(b"HTTP/1.1 410 ")
