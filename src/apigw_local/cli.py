@@ -157,8 +157,9 @@ def _backend_options(command):  # type: ignore[no-untyped-def]
               default=300, show_default=True,
               help="Seconds an idle worker stays warm before it is stopped, as Lambda reclaims "
                    "idle execution environments.")
-@click.option("--max-concurrency", type=int, default=10, show_default=True,
-              help="Worker processes per function (further invocations queue).")
+@click.option("--max-concurrency", type=click.IntRange(min=1), default=None,
+              help="Worker processes per function (further invocations queue). "
+                   "Default: twice the CPUs, at most 10.")
 @click.option("--region", default="us-east-1", show_default=True, help="AWS::Region.")
 @click.option("--stack-name", default="apigw-local", show_default=True,
               help="AWS::StackName (default table names derive from it).")
@@ -190,7 +191,7 @@ def start(templates: tuple[Path, ...], host: str, port: int, ws_port: int, stage
           dynamodb_endpoint: str | None, localstack: bool, dynamodb_port: int,
           persist: Path | None, edge_port: int | None, seed: Path | None, static_dir: Path | None,
           no_static: bool, endpoints_file: Path | None, idle_timeout: float,
-          max_connection_duration: float, worker_idle_timeout: float, max_concurrency: int,
+          max_connection_duration: float, worker_idle_timeout: float, max_concurrency: int | None,
           region: str,
           stack_name: str, state_dir: Path | None, prewarm: bool, management_transport: str,
           reload: bool, log_format: str, chaos_spec: str | None, chaos_seed: int | None,

@@ -69,7 +69,7 @@ class Config:
     endpoints_file: Path | None = None
     idle_timeout: float | None = None
     max_connection_duration: float | None = None
-    max_concurrency: int = 10
+    max_concurrency: int | None = None  # workers per function; None: the runtime's default
     # Seconds an idle worker is kept warm before it is reclaimed, as Lambda reclaims idle
     # execution environments (it does not say when; minutes in practice).
     worker_idle_timeout: float = 300.0

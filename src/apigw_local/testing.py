@@ -50,7 +50,7 @@ def serve(
     stage: str | None = None,
     idle_timeout: float | None = None,
     max_connection_duration: float | None = None,
-    max_concurrency: int = 10,
+    max_concurrency: int | None = None,
     worker_idle_timeout: float = 300.0,
     host: str = "127.0.0.1",
     port: int = 0,

@@ -267,3 +267,10 @@ async def test_recycle_replaces_the_workers_of_a_function(app):
         slow_pid = (await busy).payload  # the busy one finishes its invocation...
         assert (await rt.invoke("Pid", {})).payload != before
         assert (await rt.invoke("SlowPid", {"seconds": 0})).payload != slow_pid  # ...then goes
+
+
+@pytest.mark.parametrize(("cpus", "workers"), [(1, 2), (2, 4), (64, 10)])
+def test_default_concurrency_follows_the_cpus(app, monkeypatch, cpus, workers):
+    monkeypatch.setattr(os, "process_cpu_count", lambda: cpus, raising=False)
+    assert Runtime(app).max_concurrency == workers
+    assert Runtime(app, max_concurrency=12).max_concurrency == 12

@@ -1,6 +1,7 @@
 """What the hostile-input suites share: the app served once per module with an observer that
-keeps every invocation, the tables read back whole (to prove an error changed nothing), and a
-count of the inputs tried per strategy, printed at the end of the module."""
+keeps every invocation and a copy of the log the emulator prints, the tables read back whole
+(to prove an error changed nothing), and a count of the inputs tried per strategy, printed at
+the end of the module."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import jwt
 from botocore.config import Config
 from hypothesis import HealthCheck, Phase, settings
 
+from apigw_local import logs
 from apigw_local.gateway.observer import InvocationRecord
 from apigw_local.testing import Endpoints, serve
 
@@ -56,7 +58,13 @@ class Recorder:
         self.lock = threading.Lock()
         self.records: list[InvocationRecord] = []
         self.gateway_logs: list[logging.LogRecord] = []
+        self.printed: list[str] = []  # the emulator's log, as the developer reads it
         self.handler = _Keep(self)
+
+    def print_line(self, line: str) -> None:
+        with self.lock:
+            self.printed.append(line)
+        sys.stderr.write(line + "\n")
 
     def invocation(self, record: InvocationRecord) -> None:
         with self.lock:
@@ -65,16 +73,24 @@ class Recorder:
     def connection(self, event: str, info: Any, detail: Mapping[str, Any]) -> None:
         pass
 
-    def mark(self) -> tuple[int, int]:
+    def mark(self) -> tuple[int, int, int]:
         with self.lock:
-            return len(self.records), len(self.gateway_logs)
+            return len(self.records), len(self.gateway_logs), len(self.printed)
 
-    def faults_since(self, mark: tuple[int, int]) -> list[str]:
+    def leaks(self, secrets: set[str]) -> list[str]:
+        """Log lines (handlers' and the gateway's) that carry one of `secrets`."""
+        with self.lock:
+            lines = [line for r in self.records for line in r.logs]
+            lines += [rec.getMessage() for rec in self.gateway_logs] + self.printed
+        return [line[:200] for line in lines if any(s in line for s in secrets)]
+
+    def faults_since(self, mark: tuple[int, int, int]) -> list[str]:
         """What went wrong since `mark`: a failed invocation, a handler's 5xx, a traceback in a
         handler's log, a gateway log record with an exception."""
         with self.lock:
             records = self.records[mark[0]:]
             logs = self.gateway_logs[mark[1]:]
+            printed = self.printed[mark[2]:]
         faults = []
         for r in records:
             if r.status != "ok":
@@ -84,6 +100,7 @@ class Recorder:
             faults += [f"{r.function}: {line[:300]}" for line in r.logs
                        if "Traceback" in line or '"level":"ERROR"' in line]
         faults += [f"gateway: {rec.getMessage()[:300]}" for rec in logs if rec.exc_info]
+        faults += [f"log: {line[:300]}" for line in printed if "Traceback" in line]
         return faults
 
 
@@ -109,11 +126,14 @@ class App:
                                aws_secret_access_key="testing",
                                config=Config(retries={"max_attempts": 2}))
         self.tried: collections.Counter[str] = collections.Counter()
+        self.issued: set[str] = set()
 
     def token(self, sub: str, role: str = "user") -> str:
         now = int(time.time())
-        return jwt.encode({"sub": sub, "role": role, "iat": now, "exp": now + 3600},
-                          self.secret, algorithm="HS256")
+        token = jwt.encode({"sub": sub, "role": role, "iat": now, "exp": now + 3600},
+                           self.secret, algorithm="HS256")
+        self.issued.add(token)
+        return token
 
     def tables(self) -> dict[str, list[str]]:
         """Every table's items, each as canonical JSON, sorted."""
@@ -133,14 +153,20 @@ def hostile_app(directory: Path, name: str, **options: Any) -> Iterator[App]:
     gateway_log = logging.getLogger("apigw_local")
     gateway_log.addHandler(recorder.handler)
     secret = secrets.token_urlsafe(32)
+    printer, logs._stderr_line = logs._stderr_line, recorder.print_line
     try:
         with serve(TEMPLATES, parameter_overrides={"AuthSecret": secret},
                    seed=seed_file(directory), observers=[recorder], **options) as endpoints:
             app = App(endpoints, secret, recorder)
             yield app
+            # Tokens travel in query strings and Authorization headers: never in a log.
+            if app.recorder.records:  # an invocation prints lines
+                assert app.recorder.printed, "the emulator's log was not captured"
+            assert app.recorder.leaks(app.issued | {secret}) == []
             if app.tried:
                 print(f"\n{name}: inputs tried per strategy: "
                       + ", ".join(f"{k} {v}" for k, v in sorted(app.tried.items()))
                       + f" (total {sum(app.tried.values())})")
     finally:
+        logs._stderr_line = printer
         gateway_log.removeHandler(recorder.handler)

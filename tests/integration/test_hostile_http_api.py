@@ -7,13 +7,17 @@ error changed nothing in any table."""
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import quote, urlencode, urlsplit
 
+import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 from hostile_support import HOSTILE, hostile_app
 from http_support import http
 from hypothesis import given
@@ -152,6 +156,37 @@ def test_any_bytes_to_create_is_a_typed_answer(app, admin, raw, key, route):
 # --- query strings and paths -----------------------------------------------------------------
 
 
+def cursor_of(key: dict) -> str:
+    """A cursor as the store writes one (base64url JSON, unpadded), around any key."""
+    raw = json.dumps(key, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+ascii_text = st.characters(max_codepoint=0x7f)
+key_strings = st.one_of(st.text(ascii_text, max_size=40),
+                        st.text(ascii_text, min_size=200, max_size=700),
+                        st.sampled_from(["", "pending", "verified", "transaction", "\x00",
+                                         "9999-12-31T23:59:59.999Z", "01JD" + "Z" * 22]))
+# Cursors of the right shape (the keys the store hands out) with any values: what a client
+# that decoded one and edited it sends.
+crafted_cursors = st.builds(
+    lambda partition, values: cursor_of(dict(zip(["id", partition, "createdAt"], values,
+                                                  strict=True))),
+    st.sampled_from(["status", "kind", "room"]),
+    st.tuples(key_strings, key_strings, key_strings),
+)
+
+
+@HOSTILE
+@given(cursor=crafted_cursors, status=st.sampled_from([None, "pending", "verified"]),
+       limit=st.integers(1, 100))
+def test_a_crafted_cursor_is_a_page_or_a_typed_400(app, admin, cursor, status, limit):
+    query = {"next": cursor, "limit": limit, **({"status": status} if status else {})}
+    status_code, answer = call(app, "http: crafted cursors", "GET",
+                               f"/transactions?{urlencode(query)}", None, admin)
+    assert status_code in (200, 400), answer
+
+
 queries = st.dictionaries(
     st.sampled_from(["status", "limit", "next", "weeks", "x", ""]),
     st.one_of(st.text(max_size=60), st.integers(-(2**70), 2**70).map(str),
@@ -276,6 +311,72 @@ def test_raw_requests_to_the_websocket_port_are_answered_typed(app, method, targ
     assert app.tables() == before
 
 
+header_values = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255),
+                        max_size=80)
+
+
+@HOSTILE
+@given(key=header_values | st.just("dGhlIHNhbXBsZSBub25jZQ=="),
+       version=st.sampled_from(["13", "8", "", "13, 8", "x"]),
+       protocol=st.none() | header_values, extensions=st.none() | header_values,
+       token=st.booleans())
+def test_hostile_upgrade_headers_are_a_handshake_or_a_4xx(app, key, version, protocol,
+                                                         extensions, token):
+    app.tried["raw HTTP: WebSocket upgrade headers"] += 1
+    before, mark = app.tables(), app.recorder.mark()
+    target = f"/dev?{urlencode({'token': app.token('eve')})}" if token else "/dev"
+    lines = [f"GET {target} HTTP/1.1", "Host: x", "Upgrade: websocket", "Connection: Upgrade",
+             f"Sec-WebSocket-Key: {key}", f"Sec-WebSocket-Version: {version}"]
+    lines += [f"Sec-WebSocket-Protocol: {protocol}"] * (protocol is not None)
+    lines += [f"Sec-WebSocket-Extensions: {extensions}"] * (extensions is not None)
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    with socket.create_connection(address(app.ep.websocket), timeout=30) as sock:
+        sock.sendall(request)
+        head = b""
+        while b"\r\n\r\n" not in head and (chunk := sock.recv(65536)):
+            head += chunk
+    status = int(head.split(b" ", 2)[1])
+    assert status == 101 or 400 <= status < 500, (request, head[:300])
+    assert b"Traceback" not in head
+    assert app.recorder.faults_since(mark) == []
+    if status != 101:
+        assert app.tables() == before
+
+
 def test_the_api_still_serves(app, admin):
     status, answer = call(app, "http: follow-up", "GET", "/transactions?limit=1", None, admin)
     assert status == 200 and len(answer["transactions"]) == 1
+
+
+# --- @connections --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def management(app):
+    return boto3.client("apigatewaymanagementapi", endpoint_url=app.ep.connections,
+                        region_name="us-east-1", aws_access_key_id="testing",
+                        aws_secret_access_key="testing",
+                        config=Config(retries={"max_attempts": 1}))
+
+
+@HOSTILE
+@given(connection_id=st.text(min_size=1, max_size=300) | st.sampled_from(
+    ["AAAAAAAAAAAAAAA=", "..", "%2e%2e", "a/b", "x" * 2000, "\x00", "=" * 16]),
+       operation=st.sampled_from(["post", "get", "delete"]), data=st.binary(max_size=200))
+def test_a_malformed_or_unknown_connection_id_is_gone(app, management, connection_id,
+                                                      operation, data):
+    """Signed calls (boto3) with any connection id: 410 GoneException, as the knowledge-center
+    article on GoneException lists an id that is not valid among its causes."""
+    app.tried["@connections: any connection id (signed)"] += 1
+    before, mark = app.tables(), app.recorder.mark()
+    call_ = {"post": lambda: management.post_to_connection(ConnectionId=connection_id,
+                                                           Data=data),
+             "get": lambda: management.get_connection(ConnectionId=connection_id),
+             "delete": lambda: management.delete_connection(ConnectionId=connection_id)}
+    with pytest.raises(ClientError) as refused:
+        call_[operation]()
+    error = refused.value.response
+    assert (error["ResponseMetadata"]["HTTPStatusCode"], error["Error"]["Code"]) == (
+        410, "GoneException"), (connection_id, error)
+    assert app.recorder.faults_since(mark) == []
+    assert app.tables() == before

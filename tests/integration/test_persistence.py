@@ -216,3 +216,28 @@ def _wait_for(condition, timeout: float = 120.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met"
         time.sleep(0.1)
+
+
+def test_the_app_works_through_a_killed_and_restarted_embedded_dynamodb(tmp_path, app_args):
+    """The workers keep their DynamoDB connections between invocations: after `kill -9` of
+    the embedded DynamoDB and its restart, the app's HTTP API and chat still work, with the
+    data written before the kill."""
+    with EmulatorProcess(tmp_path, *app_args) as emulator:
+        endpoints = emulator.start()
+        asyncio.run(chat(endpoints["websocket"], "general", "before the kill"))
+        # Its $disconnect runs after the socket closed: an invocation in flight when DynamoDB
+        # dies fails (and logs its traceback) as it would in Lambda; this test is about after.
+        emulator.wait_for_log("$disconnect")
+        pending_before, totals_before = pending_and_total(endpoints["http"])
+        (moto_pid,) = [pid for pid in emulator.children() if _is_moto(pid)]
+
+        os.kill(moto_pid, signal.SIGKILL)
+        emulator.wait_for_log("embedded DynamoDB is back")
+
+        assert pending_and_total(endpoints["http"]) == (pending_before, totals_before)
+        history = asyncio.run(chat(endpoints["websocket"], "general", "after the restart"))
+        assert history == ["before the kill"]
+        assert asyncio.run(chat(endpoints["websocket"], "general")) == [
+            "before the kill", "after the restart"]
+        log = emulator.log()
+        assert "Traceback" not in log, log[log.index("Traceback") - 3000:][:6000]

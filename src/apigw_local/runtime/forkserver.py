@@ -182,6 +182,11 @@ class ForkServer:
             with contextlib.suppress(OSError):
                 ctl.shutdown(socket.SHUT_RDWR)
             ctl.close()
+        error = ConnectionError("the fork server was stopped")
+        for future in self._spawning.values():
+            if not future.done():
+                future.set_exception(error)
+        self._spawning.clear()
         proc = self.proc
         if proc is None:
             return

@@ -6,7 +6,8 @@ Behaviour, following the Lambda developer guide ("Lambda execution environment l
 - one invocation at a time per worker; a free warm worker is reused, the most recently
   used first (LIFO, so idle ones can be reclaimed);
 - when every worker of a function is busy a new one is started, up to `max_concurrency`;
-  beyond that callers wait, first come first served;
+  callers wait in line, first come first served, each served by the first worker free (see
+  FunctionPool);
 - the handler is imported once per worker (the init phase, before the first request);
 - the function's `Timeout` is enforced: the worker is killed and the caller gets
   `Sandbox.Timedout` / "Task timed out after 3.00 seconds";
@@ -17,7 +18,9 @@ Behaviour, following the Lambda developer guide ("Lambda execution environment l
 
 Cold starts. Workers are forked by a fork server (`zygote.py`) that has imported the heavy,
 function-independent modules once (botocore, boto3, ssl, urllib3, pydantic; add more with
-`preload=` or APIGW_LOCAL_PRELOAD=mod1,mod2), so a cold worker only imports its own handler.
+`preload=` or APIGW_LOCAL_PRELOAD=mod1,mod2) and parsed botocore's data for the services the
+emulator serves, so a cold worker only imports its own handler. `start()` starts the zygote, so
+no invocation waits for its preload.
 A function is started with a fresh interpreter instead when its code or layers ship their own
 copy of a preloaded package, when its environment sets interpreter start-up variables
 (PYTHON*), when the zygote could not start cleanly, or with `fork_server=False`. Forked
@@ -71,8 +74,30 @@ ManagementHandler = Callable[[str, str, bytes], ManagementAnswer]
 PRELOAD_ENV = "APIGW_LOCAL_PRELOAD"
 
 
+def default_max_concurrency() -> int:
+    """Workers per function unless told: twice the CPUs this process may use, at most 10.
+
+    Lambda runs one invocation per execution environment and scales up to the account's
+    concurrency; locally every worker is a process of ~70 MB, and beyond twice the CPUs more
+    workers of one function add memory and contention, not throughput, as long as what the
+    handlers wait for is local (DynamoDB, the Management API). Handlers that wait on slow remote
+    calls want more: `max_concurrency` (`--max-concurrency`)."""
+    cpus = getattr(os, "process_cpu_count", os.cpu_count)() or 1
+    return min(10, 2 * cpus)
+
+
 class FunctionPool:
-    """The workers of one function and the callers waiting for one (FIFO)."""
+    """The workers of one function and the callers waiting for one (FIFO).
+
+    Scaling up: a caller that finds no idle worker waits in line, and a new worker is started
+    only while more callers wait than workers are already starting (up to `limit`). Whichever
+    worker is free first serves the head of the line: a warm one just given back, or a new
+    one whose init phase has ended. So one caller never waits out a cold start that a warm
+    worker would have spared it, and a short burst against a busy warm worker does not start
+    a worker per caller, each held by its caller through its cold start while the warm one
+    idles: that cascade started a function's whole `limit` of workers for a load one or two
+    could carry. Truly concurrent invocations still each get their own worker, as in Lambda.
+    """
 
     def __init__(self, runtime: Runtime, fn: Function, limit: int) -> None:
         self.runtime = runtime
@@ -80,9 +105,9 @@ class FunctionPool:
         self.limit = limit
         self.idle: list[WorkerProcess] = []
         self.total = 0  # workers alive or starting, busy or idle
+        self.starting = 0  # of which still starting (forked, in their init phase)
         self.generation = 0  # bumped by Runtime.recycle: older workers are not reused
-        # A waiter's future gets a worker, or None: "a slot is free, start one".
-        self.waiters: deque[asyncio.Future[WorkerProcess | None]] = deque()
+        self.waiters: deque[asyncio.Future[WorkerProcess]] = deque()
 
     async def acquire(self) -> WorkerProcess:
         while self.idle:
@@ -91,34 +116,63 @@ class FunctionPool:
                 return worker
             self.total -= 1  # died while idle
             self.runtime._discard(worker)
-        if self.total < self.limit and not self.waiters:
-            self.total += 1
-            return await self._start()
-        future: asyncio.Future[WorkerProcess | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[WorkerProcess] = asyncio.get_running_loop().create_future()
         self.waiters.append(future)
+        self._scale()
         try:
-            granted = await future
+            return await future
         except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
+            if future.done() and not future.cancelled() and future.exception() is None:
                 self.release(future.result())  # handed over just as we were cancelled
             else:
                 with contextlib.suppress(ValueError):
                     self.waiters.remove(future)
             raise
-        if granted is None:
-            return await self._start()
-        return granted
 
-    async def _start(self) -> WorkerProcess:
-        """Start a worker into a slot already counted in `total`."""
+    def _scale(self) -> None:
+        """Start workers while more callers wait than are already starting."""
+        while (len(self.waiters) > self.starting and self.total < self.limit
+               and not self.runtime._closed):
+            self.total += 1
+            self.starting += 1
+            self.runtime._track(self._start())
+
+    async def _start(self) -> None:
+        """Start a worker into a slot already counted in `total` and `starting`; it serves the
+        head of the line (its init error included), or waits idle."""
         generation = self.generation
         try:
             worker = await self.runtime._spawn(self.fn)
-        except BaseException:
-            self.release(None)
+        except asyncio.CancelledError:  # the runtime is closing
+            self.starting -= 1
+            self.total -= 1
             raise
+        except Exception as exc:
+            self.starting -= 1
+            self.total -= 1
+            self._hand(exc)  # the caller it was started for learns why
+            self._scale()
+            return
+        self.starting -= 1
         worker.generation = generation
-        return worker
+        if worker.init_error is not None:  # answered once to a caller, then discarded
+            if not self._hand(worker):
+                self.release(None)
+                self.runtime._discard(worker)
+            return
+        self.release(worker)
+
+    def _hand(self, result: WorkerProcess | BaseException) -> bool:
+        """Give a worker (or a start's failure) to the first caller still waiting."""
+        while self.waiters:
+            future = self.waiters.popleft()
+            if not future.done():
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+                return True
+        return False
 
     def reclaim(self, idle_before: float) -> None:
         """Stop the workers idle since before `idle_before` (monotonic time)."""
@@ -133,23 +187,14 @@ class FunctionPool:
         """Give back a worker after an invocation; None (or a dead one) frees its slot."""
         if (worker is not None and worker.alive and worker.init_error is None
                 and worker.generation == self.generation):
-            while self.waiters:
-                future = self.waiters.popleft()
-                if not future.done():
-                    future.set_result(worker)
-                    return
-            worker.idle_since = time.monotonic()
-            self.idle.append(worker)
+            if not self._hand(worker):
+                worker.idle_since = time.monotonic()
+                self.idle.append(worker)
             return
         if worker is not None:
             self.runtime._discard(worker)
         self.total -= 1
-        while self.waiters and self.total < self.limit:
-            future = self.waiters.popleft()
-            if not future.done():
-                self.total += 1
-                future.set_result(None)
-                return
+        self._scale()
 
 
 class Runtime:
@@ -161,7 +206,7 @@ class Runtime:
         *,
         extra_env: Mapping[str, str] = {},  # noqa: B006 - read-only
         env_overrides: Mapping[str, Mapping[str, str]] = {},  # noqa: B006 - read-only
-        max_concurrency: int = 10,
+        max_concurrency: int | None = None,
         python: str = sys.executable,
         on_log: LogSink | None = None,  # lines printed outside an invocation's record
         management: ManagementHandler | None = None,
@@ -175,7 +220,10 @@ class Runtime:
         (default: zygote.DEFAULT_PRELOAD plus APIGW_LOCAL_PRELOAD). `max_initialising`: how
         many workers may run their init phase at once (default: the number of CPUs).
         `idle_timeout`: seconds an idle worker is kept before it is stopped, as Lambda reclaims
-        idle execution environments."""
+        idle execution environments. `max_concurrency`: workers per function (default:
+        `default_max_concurrency()`)."""
+        if max_concurrency is None:
+            max_concurrency = default_max_concurrency()
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         self.app = app
@@ -192,6 +240,7 @@ class Runtime:
                        for lid, fn in app.functions.items()}
         self._workers: set[WorkerProcess] = set()
         self._reaping: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # workers starting, the fork server's start
         self._closed = False
         if preload is None:
             extra = [m.strip() for m in os.environ.get(PRELOAD_ENV, "").split(",") if m.strip()]
@@ -212,7 +261,9 @@ class Runtime:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self, prewarm: bool = False) -> None:
-        """With `prewarm`, start one worker per function now (concurrently)."""
+        """Start the fork server, so that no cold start waits for its preload (about half a
+        second of CPU); with `prewarm`, also one worker per function (concurrently)."""
+        await self._zygote_usable()
         if not prewarm:
             return
 
@@ -273,7 +324,12 @@ class Runtime:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Kill every worker and wait for it (no zombies). Safe to call twice."""
+        """Kill every worker and wait for it (no zombies). Safe to call twice.
+
+        Bounded: workers still starting are cancelled (and killed), every worker is killed
+        with its process group, and a reap waits for a worker's log pipes only briefly
+        (process.LOG_GRACE), since a descendant that left the group may hold them for ever.
+        """
         self._closed = True
         if self._reclaimer is not None:
             self._reclaimer.cancel()
@@ -286,14 +342,18 @@ class Runtime:
                 if not future.done():
                     future.set_exception(RuntimeError("the runtime is closed"))
             pool.idle.clear()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         workers = list(self._workers)
         self._workers.clear()
         for worker in workers:
-            worker.kill()
-        for worker in workers:
-            await worker.reap()
+            self._discard(worker)
+        # Invocations that were running discard their (killed) workers as they end: each
+        # round waits for reaps that are bounded, and no new worker can start.
         while self._reaping:
-            await asyncio.gather(*self._reaping, return_exceptions=True)
+            await asyncio.wait(set(self._reaping))
         async with self._zygote_lock:
             await self._zygote.close()
 
@@ -304,6 +364,12 @@ class Runtime:
         task = asyncio.get_running_loop().create_task(worker.reap())
         self._reaping.add(task)
         task.add_done_callback(self._reaping.discard)
+
+    def _track(self, coro: Any) -> None:
+        """Run `coro` as a task that `aclose` cancels (a worker starting, the fork server)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _spawn(self, fn: Function) -> WorkerProcess:
         if self._closed:
@@ -321,10 +387,15 @@ class Runtime:
                 fn, self._env[fn.logical_id], python=self.python, fork_server=fork_server,
                 management=self.management, on_line=self._log_line)
             self._workers.add(worker)
-            await worker.init_phase()
+            try:
+                await worker.init_phase()
+            except BaseException:  # cancelled by aclose: the worker goes too
+                self._discard(worker)
+                raise
         return worker
 
-    async def _use_zygote(self, fn: Function, paths: list[str]) -> bool:
+    async def _zygote_usable(self) -> bool:
+        """Whether workers can be forked; starts the fork server if it is not running."""
         if not self._fork_server:
             return False
         async with self._zygote_lock:
@@ -335,6 +406,11 @@ class Runtime:
                     self._fork_server = False
                     log.warning("fork server unavailable; workers start fresh interpreters")
                     return False
+        return True
+
+    async def _use_zygote(self, fn: Function, paths: list[str]) -> bool:
+        if not await self._zygote_usable():
+            return False
         forkable = self._forkable.get(fn.logical_id)
         if forkable is None:
             startup = startup_variables(self._env[fn.logical_id], self._zygote_env)

@@ -31,6 +31,9 @@ from .wire import frame, read_frame
 log = logging.getLogger("apigw_local.runtime")
 
 INIT_TIMEOUT = 10.0  # Lambda's init phase limit for on-demand functions
+# Seconds a reap waits, once the worker is gone, for the rest of its output: a descendant that
+# left its process group (a daemon) may hold its stdout for ever.
+LOG_GRACE = 1.0
 
 # One line of a worker's output: (function logical id, line).
 LogSink = Callable[[str, str], None]
@@ -38,7 +41,7 @@ LogSink = Callable[[str, str], None]
 
 class WorkerProcess:
     __slots__ = ("fn", "proc", "reader", "writer", "log_tasks", "logs", "init_error",
-                 "channel", "generation", "idle_since", "init_ms")
+                 "channel", "generation", "idle_since", "init_ms", "pipes")
 
     def __init__(self, fn: Function, proc: asyncio.subprocess.Process | ForkedProcess,
                  reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -53,6 +56,7 @@ class WorkerProcess:
         self.generation = 0  # its pool's generation when it started (see Runtime.recycle)
         self.idle_since = 0.0  # monotonic time it was last given back
         self.init_ms: float | None = None  # its init phase, until its first invocation reports it
+        self.pipes: list[asyncio.BaseTransport] = []  # its stdout and stderr, when forked
 
     @property
     def alive(self) -> bool:
@@ -88,10 +92,11 @@ class WorkerProcess:
                 os.close(out_w)
                 os.close(err_w)
                 pipes = [out_r, err_r]
-                stdout = await _pipe_reader(loop, out_r)
+                stdout, out_t = await _pipe_reader(loop, out_r)
                 pipes = [err_r]
-                stderr = await _pipe_reader(loop, err_r)
+                stderr, err_t = await _pipe_reader(loop, err_r)
                 pipes = []
+                transports = [out_t, err_t]
             else:
                 proc = await asyncio.create_subprocess_exec(
                     python, "-m", "apigw_local.runtime.worker", *argv,
@@ -102,9 +107,11 @@ class WorkerProcess:
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,
                     limit=1 << 20,
+                    start_new_session=True,  # its own process group: see kill()
                 )
                 assert proc.stdout is not None and proc.stderr is not None
                 stdout, stderr = proc.stdout, proc.stderr
+                transports = []
         except BaseException:
             parent.close()
             if mgmt_parent is not None:
@@ -119,6 +126,7 @@ class WorkerProcess:
                 mgmt_child.close()
         reader, writer = await asyncio.open_connection(sock=parent, limit=1 << 20)
         worker = cls(fn, proc, reader, writer)
+        worker.pipes = transports
         if mgmt_parent is not None:
             worker.channel, _ = await loop.create_connection(
                 lambda: channel.GatewayEnd(management),  # type: ignore[arg-type,return-value]
@@ -194,33 +202,61 @@ class WorkerProcess:
         return None, function_error(answer["error"]), tuple(logs)
 
     def kill(self) -> None:
+        """Kill the worker and its process group: what the handler started goes with it, as
+        an execution environment ends whole."""
         if self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
 
     async def reap(self) -> None:
-        """Wait for the (killed or exiting) process and release what it held."""
+        """Wait for the (killed or exiting) process and release what it held.
+
+        Its output ends at EOF, once the worker and every process holding its stdout and
+        stderr are gone. A process it left behind outside its group (a daemon) may hold them
+        for ever: after LOG_GRACE seconds the forwarding stops and the pipes are closed (an
+        asyncio subprocess counts as exited only once its pipes are closed)."""
         self.writer.close()
         if self.channel is not None:
             self.channel.close()
-        await self.proc.wait()
+        exited = asyncio.ensure_future(self.proc.wait())
+        _, pending = await asyncio.wait([exited, *self.log_tasks], timeout=LOG_GRACE)
+        if pending:
+            for task in self.log_tasks:
+                task.cancel()
+            self._close_pipes()
+        await exited
+        if self.log_tasks:
+            await asyncio.wait(self.log_tasks)
+        for task in self.log_tasks:
+            if not task.cancelled() and task.exception() is not None:
+                log.debug("forwarding the output of a worker of %s failed", self.fn.logical_id,
+                          exc_info=task.exception())
+        self._close_pipes()
         transport = getattr(self.proc, "_transport", None)
         if transport is not None:
             transport.close()
-        for task in self.log_tasks:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await task
+
+    def _close_pipes(self) -> None:
+        transport = getattr(self.proc, "_transport", None)  # an asyncio subprocess's
+        pipes = [transport.get_pipe_transport(fd) for fd in (1, 2)] if transport else self.pipes
+        for pipe in pipes:
+            if pipe is not None:
+                pipe.close()
 
 
-async def _pipe_reader(loop: asyncio.AbstractEventLoop, fd: int) -> asyncio.StreamReader:
+async def _pipe_reader(loop: asyncio.AbstractEventLoop, fd: int
+                       ) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
     reader = asyncio.StreamReader(limit=1 << 20)
     pipe = os.fdopen(fd, "rb", 0)
     try:
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), pipe)
     except BaseException:
         pipe.close()
         raise
-    return reader
+    return reader, transport
 
 
 def function_error(error: Mapping[str, Any]) -> FunctionError:

@@ -14,6 +14,15 @@ What keeps a forked worker equivalent to a freshly executed one:
   good candidate). A preloaded module is shared by every function, so `pool.Runtime` never
   forks a worker whose code or layers ship their own copy of a preloaded package (a vendored
   `boto3` from `sam build`): that function's workers are started with a fresh interpreter;
+- botocore's data files (the service models, endpoints, partitions) are read and parsed once,
+  here, for the services the emulator serves (`SHARED_SERVICES`): every worker's botocore
+  `Loader` whose search paths are the default ones starts from that cache, shared by all
+  workers (copy-on-write) instead of parsed again by each, which was most of a cold worker's
+  first `boto3.client()`/`boto3.resource()` (60–130 ms each here). Nothing in it depends on
+  the environment: the data files only; a worker whose `AWS_DATA_PATH` adds search paths
+  reads its own;
+- what preloading made is moved out of the garbage collector's reach (`gc.freeze()`), so a
+  collection in a worker does not write to, and thereby copy, every page the zygote holds;
 - no thread may exist at fork time: the zygote reports its thread count after preloading and
   the runtime falls back to fresh interpreters if it is not 1;
 - the child clears and rebuilds `os.environ` before anything else, calls `time.tzset()`,
@@ -36,6 +45,7 @@ child ends (c is the returncode as `subprocess` reports it: negative for a signa
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -58,6 +68,9 @@ DEFAULT_PRELOAD = (
     "boto3.session",
     "pydantic.main",
 )
+# The services whose botocore data the zygote parses once (see the module doc): the two the
+# emulator serves, as the handlers' clients and resources reach them.
+SHARED_SERVICES = ("apigatewaymanagementapi", "dynamodb")
 MAX_MESSAGE = 1 << 20
 
 
@@ -69,6 +82,7 @@ def _child(ctl: socket.socket, wake: tuple[int, int], message: dict, fds: list[i
     """In the forked child: become the worker. Never returns."""
     code = 0
     try:
+        os.setsid()  # its own process group, killed whole when the worker goes
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for fd in wake:
@@ -111,6 +125,38 @@ def _child(ctl: socket.socket, wake: tuple[int, int], message: dict, fds: list[i
             os._exit(code)
 
 
+def share_botocore_data(services: tuple[str, ...] = SHARED_SERVICES) -> bool:
+    """Parse botocore's data for `services` once and let every later default `Loader` start
+    from that cache (see the module doc); False when botocore is not there or differs."""
+    try:
+        import boto3.session
+        import botocore.loaders
+    except ImportError:
+        return False
+    loader_class = botocore.loaders.Loader
+    defaults = list(loader_class().search_paths)
+    # Explicit region and dummy keys: nothing is read from the environment or sent anywhere.
+    session = boto3.session.Session(region_name="us-east-1", aws_access_key_id="zygote",
+                                    aws_secret_access_key="zygote")
+    warm = session._session.get_component("data_loader")
+    shared = getattr(warm, "_cache", None)
+    if not isinstance(shared, dict):
+        return False
+    for service in services:
+        session.client(service, endpoint_url="http://127.0.0.1:9")
+        if service in session.get_available_resources():
+            session.resource(service, endpoint_url="http://127.0.0.1:9")
+    create = loader_class.__init__
+
+    def __init__(self: botocore.loaders.Loader, *args: object, **kwargs: object) -> None:
+        create(self, *args, **kwargs)
+        if self.search_paths == defaults:  # boto3 adds its own path after this, as for `warm`
+            self._cache = shared
+
+    loader_class.__init__ = __init__  # type: ignore[method-assign]
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     ctl = socket.socket(fileno=int(argv[0]))
@@ -124,6 +170,12 @@ def main(argv: list[str] | None = None) -> None:
             importlib.import_module(name)
         except Exception as exc:  # a missing optional package is not an error
             print(f"apigw-local zygote: not preloaded {name}: {exc}", file=sys.stderr)
+    try:
+        share_botocore_data()
+    except Exception as exc:  # workers then parse their own, as without the zygote
+        print(f"apigw-local zygote: botocore data not shared: {exc}", file=sys.stderr)
+    gc.collect()
+    gc.freeze()
     stdlib = set(sys.stdlib_module_names) | set(sys.builtin_module_names)
     modules = sorted({m.partition(".")[0] for m in sys.modules} - stdlib - {"apigw_local"})
     _send(ctl, {"ready": True, "modules": modules, "threads": threading.active_count()})
