@@ -29,8 +29,11 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import sys
+import tempfile
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from .harness import Server, new_secret, progress, raise_fd_limit
@@ -207,17 +210,29 @@ async def soak(server: Server, secret: str, args: argparse.Namespace) -> dict[st
         await rehearse(fleet, args.timeout)
         stored_start = await asyncio.to_thread(stored, server.endpoints["dynamodb"])
         rss_start = _rss(server)
+        loads = [os.getloadavg()[0]]  # the machine's 1-minute load average, every 5 s
         started = time.perf_counter()
         lives = asyncio.gather(*(run.life(i, c) for i, c in enumerate(clients)))
         # Its outcome is read even when Ctrl-C cancels it, so an interrupt ends quietly.
         lives.add_done_callback(lambda f: f.cancelled() or f.exception())
         total = args.clients * args.messages
+        recent: deque[tuple[float, int]] = deque([(started, 0)], maxlen=12)  # the last minute
         while not lives.done():
             await asyncio.wait([lives], timeout=5)
+            loads.append(os.getloadavg()[0])
             acked = sum(s.acked < INF for s in run.sent.values())
             received = sum(len(c.messages) for c in clients)
-            progress(f"{acked}/{total} messages acknowledged, {received} deliveries, "
-                     f"{time.perf_counter() - started:.0f} s")
+            now = time.perf_counter()
+            then, acked_then = recent[0]
+            rate = (acked - acked_then) / (now - then)  # over the last minute
+            recent.append((now, acked))
+            left = f", about {(total - acked) / rate:.0f} s left" if rate > 0 else ""
+            joined = sum(any(stay.answered < INF for stays in c.stays.values() for stay in stays)
+                         for c in clients)
+            joining = f"{joined}/{len(clients)} clients in their room, " \
+                if joined < len(clients) else ""
+            progress(f"{joining}{acked}/{total} messages acknowledged, {received} deliveries, "
+                     f"{now - started:.0f} s{left}")
         await lives
         # Deliveries can trail the acks of other senders' messages by a little: bounded wait.
         expected = None
@@ -232,6 +247,7 @@ async def soak(server: Server, secret: str, args: argparse.Namespace) -> dict[st
             await asyncio.sleep(1)
         elapsed = time.perf_counter() - started
         rss_end = _rss(server)
+        loads.append(os.getloadavg()[0])
         progress("measuring what DynamoDB stores (a Scan of each table)")
         stored_end = await asyncio.to_thread(stored, server.endpoints["dynamodb"])
         tallies = run.check(clients)
@@ -240,9 +256,13 @@ async def soak(server: Server, secret: str, args: argparse.Namespace) -> dict[st
         await fleet.close()
     return {
         "clients": args.clients, "rooms": args.rooms, "messages_each": args.messages,
+        "persist": args.persist,
         "sent": len(run.sent), "acknowledged": sum(s.acked < INF for s in run.sent.values()),
         **tallies, "errors": len(errors), "problems": run.problems[:10],
         "seconds": round(elapsed, 1),
+        # How much else competed for the machine's cores.
+        "load_average": {"start": round(loads[0], 1), "end": round(loads[-1], 1),
+                         "mean": round(sum(loads) / len(loads), 1), "max": round(max(loads), 1)},
         "rss_mib": {group: {"start": rss_start.get(group), "end": mib,
                             "growth": round(mib - rss_start.get(group, 0.0), 1)}
                     for group, mib in rss_end.items()},
@@ -278,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="every CHURN-th client leaves and joins another room twice (0: none)")
     parser.add_argument("--timeout", type=float, default=120,
                         help="seconds to wait for any one answer or the last deliveries")
+    parser.add_argument("--persist", action="store_true",
+                        help="journal DynamoDB's writes as `make run` does (in a temporary "
+                             "directory)")
     args = parser.parse_args(argv)
     for name in ("clients", "rooms", "messages"):
         if getattr(args, name) < 1:
@@ -289,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"starting apigw-local with the app: {args.clients} clients, {args.rooms} rooms, "
              f"{args.messages} messages each")
     try:
-        with app(secret) as server:
+        with tempfile.TemporaryDirectory(prefix="soak-") as state, \
+                app(secret, ("--persist", state) if args.persist else ()) as server:
             result = asyncio.run(soak(server, secret, args))
     except KeyboardInterrupt:  # the emulator is stopped on the way out
         print("soak: interrupted, nothing checked", file=sys.stderr)

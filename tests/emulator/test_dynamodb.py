@@ -234,6 +234,30 @@ def test_one_raw_connection_carries_request_after_request(server):
         connection.close()
 
 
+def test_a_chunked_request_body_reaches_moto_whole(server):
+    """A request whose body arrives in chunks (Transfer-Encoding: chunked) is answered as if it
+    had a Content-Length."""
+    import http.client
+
+    name = f"chunked{time.time_ns()}"
+    _client(server).create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+    body = json.dumps({"TableName": name, "Item": {"id": {"S": "a"}, "n": {"N": "7"}}}).encode()
+    connection = http.client.HTTPConnection(server.endpoint_url.removeprefix("http://"),
+                                            timeout=10)
+    try:
+        connection.request("POST", "/", body=iter([body[:20], body[20:]]), encode_chunked=True,
+                           headers={**_SIGNED, "X-Amz-Target": "DynamoDB_20120810.PutItem"})
+        answer = connection.getresponse()
+        assert (answer.status, answer.read()) == (200, b"{}")
+    finally:
+        connection.close()
+    item = _client(server).get_item(TableName=name, Key={"id": {"S": "a"}})["Item"]
+    assert item["n"] == {"N": "7"}
+
+
 def test_a_body_over_dynamodbs_largest_request_is_refused_unread(server):
     """16 MB is DynamoDB's largest request (BatchWriteItem): a longer one announced gets 413
     before a byte of its body is read, and the server goes on answering."""

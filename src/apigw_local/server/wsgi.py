@@ -73,7 +73,7 @@ class WsgiApp:
         }
         for name, value in request.headers:
             key = name.upper().replace("-", "_")
-            if key == "CONTENT_LENGTH":
+            if key in ("CONTENT_LENGTH", "TRANSFER_ENCODING"):  # the body is whole: see above
                 continue
             if key != "CONTENT_TYPE":
                 key = "HTTP_" + key
