@@ -10,10 +10,12 @@ Signatures. AWS refuses a request without a SigV4 `Authorization` header before 
 it: 403 with `x-amzn-ErrorType: MissingAuthenticationTokenException` and
 `{"message":"Missing Authentication Token"}` (the API Gateway knowledge-center article
 "How do I troubleshoot 403 Missing Authentication Token errors", docs/fidelity.md). The
-emulator does the same; it checks the header's SigV4 shape but cannot check the signature
-itself (any credentials sign locally, as with moto). The workers' direct channel calls with
-`signed=True`: it is a socket the runtime handed to its own workers, which nobody else holds,
-and botocore answers there before it signs.
+emulator does the same; it checks the header's SigV4 shape and does not verify the signature:
+the only keys it knows are public or the developer's own, and any other key id must pass on
+its shape for every SDK to work, so verifying would authenticate nobody (docs/security.md;
+the caller is authenticated by its socket's owner instead, peers.py). The workers' direct
+channel calls with `signed=True`: it is a socket the runtime handed to its own workers, which
+nobody else holds, and botocore answers there before it signs.
 
 Seam for fault injection: a `FaultPolicy` is asked before each operation and may answer it
 instead (a GoneException now and then, a LimitExceededException...), e.g. for a chaos mode.
