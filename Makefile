@@ -29,7 +29,7 @@ LOCAL_SECRET := .local/auth-secret
 LOCAL_DATA   := .local/dynamodb
 
 .PHONY: help run reset test lint token bench soak screenshots deps web-deps browser sam checkov web-config \
-        build deploy outputs delete deploy-localstack samlocal lock clean
+        build deploy outputs delete deploy-localstack samlocal lock clean rotate-secret
 
 help:
 	@echo "make run     start the whole app locally (apigw-local, embedded DynamoDB, web client)"
@@ -43,6 +43,7 @@ help:
 	@echo "make build   sam build: the functions and the layer for Lambda (python3.13, arm64)"
 	@echo "make deploy  deploy to AWS (sam deploy; --guided the first time) and publish web/"
 	@echo "make outputs the deployed stack's endpoints, and web/config.json for the web client"
+	@echo "make rotate-secret [STACK=…]   a new token key for the deployed stack (Secrets Manager)"
 	@echo "make delete  delete the deployed stack (the ledger tables are kept)"
 	@echo "make deploy-localstack   deploy to a running LocalStack (needs LOCALSTACK_AUTH_TOKEN)"
 	@echo "make lock    re-pin layers/shared/requirements.txt from requirements.in"
@@ -139,6 +140,10 @@ lint: deps sam checkov
 token: $(VENV)/.installed $(LOCAL_SECRET)
 	@$(if $(STACK),$(PY) -m scripts.token --stack "$(STACK)",AUTH_SECRET=$$(cat $(LOCAL_SECRET)) $(PY) -m scripts.token) \
 	  --user "$(USER)" --role "$(ROLE)"
+
+# A new token key for a deployed stack, made and stored by Secrets Manager (never in argv).
+rotate-secret: deps
+	$(PY) -m scripts.rotate_secret $(if $(STACK),--stack "$(STACK)")
 
 bench: deps
 	$(PY) -m bench $(ARGS)

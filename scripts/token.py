@@ -26,13 +26,31 @@ from realtime import auth  # noqa: E402
 from scripts.web_config import explain, samconfig_defaults  # noqa: E402
 
 
-def stack_secret(stack: str, cloudformation: Any, secretsmanager: Any) -> str:
-    """The token key of a deployed stack, from the secret its AuthSecretArn output names."""
+def stack_secret_arn(stack: str, cloudformation: Any) -> str:
+    """The ARN of a deployed stack's token key: its AuthSecretArn output."""
     outputs = cloudformation.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
     arns = [o["OutputValue"] for o in outputs if o["OutputKey"] == "AuthSecretArn"]
     if not arns:
         raise KeyError(f"stack {stack!r} has no AuthSecretArn output")
-    return secretsmanager.get_secret_value(SecretId=arns[0])["SecretString"]
+    return arns[0]
+
+
+# What a call about a deployed stack can fail with: AWS's answer, no credentials or region,
+# or a stack without the output.
+STACK_ERRORS = (ClientError, BotoCoreError, KeyError, IndexError)
+
+
+def stack_clients(region: str | None, clients: tuple[Any, Any] | None = None
+                  ) -> tuple[Any, Any]:
+    """CloudFormation and Secrets Manager clients for `region` (or the ones given, in tests)."""
+    return clients or (boto3.client("cloudformation", region_name=region),
+                       boto3.client("secretsmanager", region_name=region))
+
+
+def stack_secret(stack: str, cloudformation: Any, secretsmanager: Any) -> str:
+    """The token key of a deployed stack, from the secret its AuthSecretArn output names."""
+    arn = stack_secret_arn(stack, cloudformation)
+    return secretsmanager.get_secret_value(SecretId=arn)["SecretString"]
 
 
 def main(argv: list[str] | None = None, clients: tuple[Any, Any] | None = None) -> int:
@@ -49,12 +67,8 @@ def main(argv: list[str] | None = None, clients: tuple[Any, Any] | None = None) 
     args = parser.parse_args(argv)
     if args.stack:
         try:
-            cloudformation, secretsmanager = clients or (
-                boto3.client("cloudformation", region_name=args.region),
-                boto3.client("secretsmanager", region_name=args.region),
-            )
-            secret = stack_secret(args.stack, cloudformation, secretsmanager)
-        except (ClientError, BotoCoreError, KeyError, IndexError) as error:
+            secret = stack_secret(args.stack, *stack_clients(args.region, clients))
+        except STACK_ERRORS as error:
             print(f"error: cannot read the key of stack {args.stack!r}: {explain(error)}",
                   file=sys.stderr)
             return 2

@@ -5,8 +5,10 @@ Any page open in the developer's browser can send this request; only the web cli
 serves may have an answer. A browser always sends `Origin` with a POST, so a request whose
 Origin is not that client's — a loopback host (`localhost`, `127.0.0.1`, `[::1]`) on the port
 the request came to — is refused with 403. A request without `Origin` does not come from a
-page (curl, a script): anyone on the machine can reach the port anyway (docs/security.md).
-The origin check also stops DNS rebinding: a rebound page keeps its own host name in `Origin`.
+page (curl, a script) and is served: apigw-local lets only its own local user reach this port
+(it refuses other users' connections by their socket's owner, docs/security.md), and that
+user can read the key anyway. The origin check also stops DNS rebinding: a rebound page keeps
+its own host name in `Origin`.
 """
 
 import json

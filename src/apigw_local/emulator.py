@@ -35,7 +35,9 @@ from .gateway.management import FaultPolicy, Management
 from .gateway.observer import Observer, Observers
 from .gateway.quotas import Quotas
 from .gateway.stage import Stage
+from .gateway.throttle import RouteBuckets
 from .model import Application
+from .peers import OwnerCheck
 from .runtime import channel
 from .server.http11 import HttpConnection, make_factory
 from .server.httpapi import HttpApiGateway
@@ -251,14 +253,19 @@ class Emulator:
         self.http_gateway = HttpApiGateway(
             app.http_routes, integrations, domain_name=f"localhost:{http_port}",
             account_id=app.account_id, static_dir=static_dir, endpoints_json=endpoints_json,
-            cors_configurations=app.http_cors,
+            cors_configurations=app.http_cors, throttling=app.http_throttling,
             web_origins=_web_origins(c.host, http_port) if static_dir else (),
         )
         self._sockets.clear()
+        # Other local users are refused on the HTTP port (the dev sign-in, the inspector) and
+        # on @connections; WebSocket clients are not (docs/security.md).
+        self.owners = OwnerCheck()
         self._listeners = [
-            Listener(http_sock, make_factory(self.http_gateway, self._http_conns),
+            Listener(http_sock, make_factory(self.http_gateway, self._http_conns,
+                                             owners=self.owners),
                      self.tls.server_context),
-            Listener(ws_sock, make_factory(self.ws_port, self._ws_conns),
+            Listener(ws_sock, make_factory(self.ws_port, self._ws_conns, owners=self.owners,
+                                           owners_on_upgrades=False),
                      self.tls.server_context),
         ]
         if c.edge_port is not None:
@@ -284,7 +291,8 @@ class Emulator:
         services = ["dynamodb", "secretsmanager", "ssm", "sts"] if self.backend.embedded \
             else ["dynamodb"]
         edge = LocalStackEdge(lambda: self.management, self.backend.endpoint_url, services)
-        listener = Listener(Listener.bind(host, port), make_factory(edge, self._http_conns))
+        listener = Listener(Listener.bind(host, port),
+                            make_factory(edge, self._http_conns, owners=self.owners))
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         self.edge_url = f"http://{shown}:{listener.port}"
         return listener
@@ -317,6 +325,9 @@ class Emulator:
             if stage is not None and stage.api.logical_id == api.logical_id:
                 stage.reload(api)
         self.http_gateway.router = HttpRouter(new.http_routes)
+        if new.http_throttling != old.http_throttling:  # changed limits start full buckets
+            self.http_gateway.throttles = {api: RouteBuckets(t)
+                                           for api, t in new.http_throttling.items()}
         if self.integrations is not None:
             self.integrations.functions = new.functions
         self.app = new

@@ -56,6 +56,15 @@ class Throttle:
 
 
 @dataclass(frozen=True)
+class RouteThrottling:
+    """An HTTP API stage's throttling: `default` (DefaultRouteSettings) for each route, and
+    `routes` (RouteSettings, by route key such as "GET /pets") where a route has its own."""
+
+    default: Throttle | None = None
+    routes: dict[str, Throttle] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class WebSocketApi:
     logical_id: str
     name: str
@@ -118,6 +127,8 @@ class Application:
     tables: dict[str, Table]
     parameters: dict[str, str]  # resolved parameter values (NoEcho ones included)
     http_cors: dict[str, Cors] = field(default_factory=dict)  # HTTP API logical id → its CORS
+    # HTTP API logical id → its stage's throttling
+    http_throttling: dict[str, RouteThrottling] = field(default_factory=dict)
     secrets: dict[str, Secret] = field(default_factory=dict)
     region: str = "us-east-1"
     account_id: str = "123456789012"

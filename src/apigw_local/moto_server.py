@@ -86,6 +86,7 @@ def serve_moto(host: str, port: int, persist: str | None = None,
 
 async def _serve(host: str, port: int, app: Any, restored: str) -> None:
     """Serve `app` until stdin closes; reports the port (or the error) on stdout."""
+    from .peers import OwnerCheck
     from .server.http11 import make_factory
     from .server.wsgi import WsgiApp
 
@@ -93,7 +94,10 @@ async def _serve(host: str, port: int, app: Any, restored: str) -> None:
     connections: set[Any] = set()
     wsgi = WsgiApp(app, host, port)
     try:
-        server = await loop.create_server(make_factory(wsgi, connections, MAX_BODY), host, port)
+        # It holds the template's secrets (the token key): other local users are refused,
+        # as on the gateway's ports (peers.py; the emulator already said if it cannot tell).
+        factory = make_factory(wsgi, connections, MAX_BODY, owners=OwnerCheck(announce=False))
+        server = await loop.create_server(factory, host, port)
     except OSError as exc:
         print(json.dumps({"error": f"cannot listen on {host}:{port}: {exc.strerror}"}),
               flush=True)

@@ -10,8 +10,8 @@ from app_support import ROOT, SECRET, LambdaContext, http_event, load_function
 from botocore.stub import ANY, Stubber
 from realtime import auth
 
+from scripts import rotate_secret, web_config
 from scripts import token as token_script
-from scripts import web_config
 
 
 def test_token_script_prints_a_valid_token(capsys):
@@ -49,6 +49,39 @@ def test_token_script_signs_with_a_deployed_stacks_secret(capsys, monkeypatch):
         assert auth.verify(deployed_key, printed) == auth.Identity("bob", "admin")
         assert token_script.main(["--user", "bob", "--stack", "old"], clients) == 2
         assert "no AuthSecretArn output" in capsys.readouterr().err
+
+
+def test_rotate_secret_stores_a_key_made_by_secrets_manager(capsys, monkeypatch):
+    """The new key is made and stored by Secrets Manager: old tokens stop verifying, and the
+    key is in no argument and nothing printed."""
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        secretsmanager = boto3.client("secretsmanager", region_name="us-east-1")
+        old_key = "o" * 48
+        arn = secretsmanager.create_secret(Name="key", SecretString=old_key)["ARN"]
+        cloudformation = boto3.client("cloudformation", region_name="us-east-1")
+        with Stubber(cloudformation) as cfn:
+            cfn.add_response(
+                "describe_stacks",
+                describe_stacks_answer("app", [{"OutputKey": "AuthSecretArn",
+                                                "OutputValue": arn}]),
+                {"StackName": "app"})
+            cfn.add_response("describe_stacks", describe_stacks_answer("old", []),
+                             {"StackName": "old"})
+            clients = (cloudformation, secretsmanager)
+            assert rotate_secret.main(["--stack", "app"], clients) == 0
+            new_key = secretsmanager.get_secret_value(SecretId=arn)["SecretString"]
+            assert len(new_key) == rotate_secret.KEY_LENGTH and new_key.isalnum()
+            old_token = auth.issue(old_key, "bob", "admin")
+            with pytest.raises(auth.AuthError):
+                auth.verify(new_key, old_token)
+            printed = capsys.readouterr()
+            assert arn in printed.out and new_key not in printed.out + printed.err
+            assert rotate_secret.main(["--stack", "old"], clients) == 2
+            assert "no AuthSecretArn output" in capsys.readouterr().err
+            assert secretsmanager.get_secret_value(SecretId=arn)["SecretString"] == new_key
 
 
 def test_token_script_rejects_bad_names(capsys):

@@ -91,6 +91,19 @@ def test_a_fault_policy_answers_in_place_of_the_registry():
     assert mgmt.handle("GET", f"/dev/@connections/{conn.id}", SIGNED, b"").status == 200
 
 
+def test_a_fault_policy_that_raises_is_logged_and_the_call_goes_through(caplog):
+    class Broken:
+        def fault(self, operation, connection_id):
+            raise RuntimeError("bug in the policy")
+
+    registry = ConnectionRegistry()
+    conn = open_one(registry)
+    mgmt = Management(registry, {"dev": "abcdefghij"}, fault_policy=Broken())
+    answer = mgmt.handle("POST", f"/dev/@connections/{conn.id}", SIGNED, b"x")
+    assert answer.status == 200 and conn.transport.sent == ["x"]
+    assert "fault policy failed on PostToConnection" in caplog.text
+
+
 class Invoker:
     def __init__(self, answers):
         self.answers, self.calls = answers, []

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from apigw_local.gateway.throttle import RouteBuckets
+from apigw_local.model import RouteThrottling, Throttle
 from apigw_local.template import TemplateError, api_id_for, load_application
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -431,3 +433,50 @@ def test_the_apps_stage_is_throttled():
                            parameter_overrides={"AuthSecret": "x" * 32})
     throttle = app.websocket_apis[0].throttle
     assert (throttle.burst_limit, throttle.rate_limit) == (500, 1000.0)
+    http = app.http_throttling["HttpApi"]
+    assert http.default == Throttle(burst_limit=50, rate_limit=20.0) and http.routes == {}
+
+
+def test_http_api_route_settings_merge_with_globals_and_the_default(tmp_path):
+    path = _write(tmp_path, """
+        Transform: AWS::Serverless-2016-10-31
+        Globals:
+          HttpApi:
+            DefaultRouteSettings: {ThrottlingBurstLimit: 10, ThrottlingRateLimit: 5}
+        Resources:
+          Api:
+            Type: AWS::Serverless::HttpApi
+            Properties:
+              DefaultRouteSettings: {ThrottlingRateLimit: 2}
+              RouteSettings:
+                "POST /pets": {ThrottlingBurstLimit: 1}
+                "GET /pets": {DetailedMetricsEnabled: true}
+          V2:
+            Type: AWS::ApiGatewayV2::Api
+            Properties: {ProtocolType: HTTP}
+          V2Stage:
+            Type: AWS::ApiGatewayV2::Stage
+            Properties:
+              ApiId: !Ref V2
+              StageName: $default
+              RouteSettings: {"$default": {ThrottlingBurstLimit: 3, ThrottlingRateLimit: 1}}
+          Plain:
+            Type: AWS::Serverless::HttpApi
+    """)
+    app = load_application([path])
+    api = app.http_throttling["Api"]
+    assert api.default == Throttle(burst_limit=10, rate_limit=2.0)
+    assert api.routes == {"POST /pets": Throttle(burst_limit=1, rate_limit=2.0)}
+    assert app.http_throttling["V2"].default is None
+    assert app.http_throttling["V2"].routes == {"$default": Throttle(3, 1.0)}
+    assert app.http_throttling["Plain"] == RouteThrottling(default=Throttle(10, 5.0))  # Globals
+
+
+def test_route_buckets_are_per_route():
+    settings = RouteThrottling(default=Throttle(2, 1.0), routes={"GET /b": Throttle(1, 0.0)})
+    buckets = RouteBuckets(settings)
+    assert [buckets.take("GET /a", 0.0) for _ in range(3)] == [True, True, False]
+    assert [buckets.take("GET /b", 0.0) for _ in range(2)] == [True, False]
+    assert buckets.take("GET /a", 0.5) is False and buckets.take("GET /a", 1.0) is True
+    assert buckets.take("GET /b", 100.0) is False  # rate 0: never refilled
+    assert RouteBuckets(RouteThrottling()).take("GET /c", 0.0) is True

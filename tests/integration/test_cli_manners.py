@@ -70,7 +70,7 @@ def test_the_app_runs_with_no_aws_credentials_anywhere(tmp_path):
         async def scenario() -> dict:
             async with connect(endpoints["websocket"], query={"token": token}) as ws:
                 await ws.send_json({"action": "join", "room": "general"})
-                await ws.receive_until(lambda f: f.get("type") == "joined", timeout=20)
+                await ws.receive_until(lambda f: f.get("type") == "presence", timeout=20)
                 await ws.send_json({"action": "send", "room": "general", "text": "hi"})
                 return await ws.receive_until(lambda f: f.get("type") in ("message", "error"),
                                               timeout=20)

@@ -5,6 +5,7 @@ traceback or silence — and keeps serving everyone else."""
 import json
 import secrets
 import socket
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -109,9 +110,14 @@ def nested(depth: int, kind: str) -> bytes:
 @given(depth=st.integers(1, 200_000), kind=st.sampled_from(["list", "object"]))
 def test_deeply_nested_json_to_the_local_sign_in_is_a_400(port, depth, kind):
     body = nested(depth, kind)
-    status, headers, answer = exchange(
-        port, b"POST /dev/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+    request = (b"POST /dev/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+    status, headers, answer = exchange(port, request)
+    for _ in range(200):  # the route's throttling (docs/fidelity.md H8): resubmit, as a client
+        if status != 429:
+            break
+        time.sleep(0.05)  # a token comes back every 50 ms
+        status, headers, answer = exchange(port, request)
     assert_typed_client_error(status, headers, answer)
 
 

@@ -20,6 +20,10 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).parents[2]
 SECRET = "integration-secret-" + "x" * 32
+# How long a client waits for an answer or a frame before the test fails: every wait ends as
+# soon as what it waits for arrives, so a generous bound costs nothing when things work and
+# still fails a stack that never answers (cold workers on a loaded 2-core machine take seconds).
+WAIT = 60
 
 
 def token(sub, role="user"):
@@ -41,7 +45,7 @@ def ep(tmp_path_factory):
 def http(method, url, data=None, headers=None):
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=15) as r:
+        with urllib.request.urlopen(req, timeout=WAIT) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as err:
         return err.code, err.read()
@@ -63,15 +67,15 @@ async def test_rooms_are_isolated_and_history_on_join(ep):
             connect(ep.websocket, query={"token": token("bob")}) as bob, \
             connect(ep.websocket, query={"token": token("carol")}) as carol:
         await alice.send_json({"action": "join", "room": room})
-        await alice.receive_until(of_type("presence"), timeout=15)
+        await alice.receive_until(of_type("presence"), timeout=WAIT)
         await bob.send_json({"action": "join", "room": room})
-        await bob.receive_until(of_type("presence"), timeout=15)
+        await bob.receive_until(of_type("presence"), timeout=WAIT)
         await carol.send_json({"action": "join", "room": other})
-        await carol.receive_until(of_type("presence"), timeout=15)
+        await carol.receive_until(of_type("presence"), timeout=WAIT)
 
         await alice.send_json({"action": "send", "room": room, "text": "hello room"})
-        got_a = await alice.receive_until(of_type("message"), timeout=15)
-        got_b = await bob.receive_until(of_type("message"), timeout=15)
+        got_a = await alice.receive_until(of_type("message"), timeout=WAIT)
+        got_b = await bob.receive_until(of_type("message"), timeout=WAIT)
         assert got_a["text"] == got_b["text"] == "hello room"
         assert got_b["sender"] == "alice"
         # Isolation: carol (another room) gets nothing of room's traffic.
@@ -82,7 +86,7 @@ async def test_rooms_are_isolated_and_history_on_join(ep):
 
     async with connect(ep.websocket, query={"token": token("dave")}) as dave:
         await dave.send_json({"action": "join", "room": room})
-        history = await dave.receive_until(of_type("history"), timeout=15)
+        history = await dave.receive_until(of_type("history"), timeout=WAIT)
         assert [m["text"] for m in history["messages"]] == ["hello room"]
 
 
@@ -92,12 +96,12 @@ async def test_disconnect_cleans_dynamodb(ep):
                       aws_access_key_id="testing", aws_secret_access_key="testing")
     async with connect(ep.websocket, query={"token": token("erin")}) as ws:
         await ws.send_json({"action": "ping"})
-        await ws.receive_until(of_type("pong"), timeout=15)
+        await ws.receive_until(of_type("pong"), timeout=WAIT)
         items = await asyncio.to_thread(lambda: db.scan(TableName=table)["Items"])
         mine = [i for i in items if "erin" in json.dumps(i)]
         assert mine
         cid = mine[0]["connectionId"]["S"]
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:
         item = await asyncio.to_thread(
             lambda: db.get_item(TableName=table, Key={"connectionId": {"S": cid}}))
@@ -117,13 +121,13 @@ async def test_verify_over_http_reaches_a_dashboard_subscriber(ep):
     tx = json.loads(body)["transaction"]
     async with connect(ep.websocket, query={"token": admin}) as dash:
         await dash.send_json({"action": "subscribe", "channel": "admin_dashboard"})
-        snapshot = await dash.receive_until(of_type("income"), timeout=15)
+        snapshot = await dash.receive_until(of_type("income"), timeout=WAIT)
         assert snapshot["updated"] is None
         status, body = await asyncio.to_thread(
             http, "POST", f"{ep.http}/transactions/{tx['id']}/verify", b"", auth)
         assert status == 200, body
         update = await dash.receive_until(
-            lambda f: f.get("type") == "income" and f.get("updated"), timeout=15)
+            lambda f: f.get("type") == "income" and f.get("updated"), timeout=WAIT)
         assert update["updated"]["transactionId"] == tx["id"]
         status, _ = await asyncio.to_thread(
             http, "POST", f"{ep.http}/transactions/{tx['id']}/verify", b"", auth)
@@ -161,10 +165,10 @@ async def test_boto3_posts_to_an_app_connection(ep):
                       aws_access_key_id="testing", aws_secret_access_key="testing")
     async with connect(ep.websocket, query={"token": token("frank")}) as ws:
         await ws.send_json({"action": "ping"})
-        await ws.receive_until(of_type("pong"), timeout=15)
+        await ws.receive_until(of_type("pong"), timeout=WAIT)
         items = await asyncio.to_thread(
             lambda: db.scan(TableName=ep.tables["ConnectionsTable"])["Items"])
         cid = [i for i in items if "frank" in json.dumps(i)][0]["connectionId"]["S"]
         await asyncio.to_thread(client.post_to_connection, ConnectionId=cid,
                                 Data=b'{"type": "pong"}')
-        assert await ws.receive_json(timeout=10) == {"type": "pong"}
+        assert await ws.receive_json(timeout=WAIT) == {"type": "pong"}

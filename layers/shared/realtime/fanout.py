@@ -3,9 +3,10 @@
 `POST @connections/{id}` is one HTTP call per recipient, so a room's fan-out runs the posts
 concurrently on a bounded thread pool that shares ONE boto3 client (its connection pool is
 sized to the thread pool: botocore's `max_pool_connections`). Recipients come page by page
-from the membership Query (projected to what a post needs); a page's posts are drained by the
-calling thread and up to `workers - 1` pool threads, so at most `workers` posts are in flight
-and one page is held: memory stays flat for rooms of any size. The payload is encoded once.
+from the membership Query; a page's posts are drained by the calling thread and up to
+`workers - 1` pool threads while the next page is read, so at most `workers` posts are in
+flight and two pages are held: memory stays flat for rooms of any size. The payload is
+encoded once.
 
 A `GoneException` (410) means the connection no longer exists
 (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-how-to-call-websocket-api-connections.html)
@@ -26,7 +27,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,7 +144,7 @@ class Fanout:
     def _run(self, pages: Iterable[list[Recipient]], data: bytes) -> FanoutResult:
         result = FanoutResult()
         now_ms = None
-        for page in pages:
+        for page in self._read_ahead(pages):
             result.recipients += len(page)
             missed = self._post_page(page, data)
             result.sent += len(page) - len(missed)
@@ -162,6 +163,17 @@ class Fanout:
             except ClientError:
                 logger.exception("could not remove a gone connection", connection_id=connection_id)
         return result
+
+    def _read_ahead(self, pages: Iterable[list[Recipient]]) -> Iterator[list[Recipient]]:
+        """`pages`, the next one read by a pool thread while the caller posts this one: a
+        room larger than a page gets its first posts after one page's Query, not the whole
+        room's, and the Query of the rest overlaps the posts. Two pages held at most."""
+        pages = iter(pages)
+        page = next(pages, None)
+        while page is not None:
+            following = self._pool().submit(next, pages, None)
+            yield page
+            page = following.result()
 
     def _post_page(self, page: list[Recipient], data: bytes) -> list[tuple[str, int | None, str]]:
         """Post `data` to every recipient of `page`; those not SENT, with their outcome.

@@ -10,10 +10,12 @@ Signatures. AWS refuses a request without a SigV4 `Authorization` header before 
 it: 403 with `x-amzn-ErrorType: MissingAuthenticationTokenException` and
 `{"message":"Missing Authentication Token"}` (the API Gateway knowledge-center article
 "How do I troubleshoot 403 Missing Authentication Token errors", docs/fidelity.md). The
-emulator does the same; it checks the header's SigV4 shape but cannot check the signature
-itself (any credentials sign locally, as with moto). The workers' direct channel calls with
-`signed=True`: it is a socket the runtime handed to its own workers, which nobody else holds,
-and botocore answers there before it signs.
+emulator does the same; it checks the header's SigV4 shape and does not verify the signature:
+the only keys it knows are public or the developer's own, and any other key id must pass on
+its shape for every SDK to work, so verifying would authenticate nobody (docs/security.md;
+the caller is authenticated by its socket's owner instead, peers.py). The workers' direct
+channel calls with `signed=True`: it is a socket the runtime handed to its own workers, which
+nobody else holds, and botocore answers there before it signs.
 
 Seam for fault injection: a `FaultPolicy` is asked before each operation and may answer it
 instead (a GoneException now and then, a LimitExceededException...), e.g. for a chaos mode.
@@ -22,6 +24,7 @@ instead (a GoneException now and then, a LimitExceededException...), e.g. for a 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +35,7 @@ from .connections import ConnectionRegistry, ManagementError
 from .events import aws_id
 
 Headers = Sequence[tuple[str, str]]
+log = logging.getLogger("apigw_local.gateway")
 
 _JSON = ("Content-Type", "application/json")
 # "AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…" (SigV4 "Authorization header").
@@ -51,7 +55,8 @@ class FaultPolicy(Protocol):
 
     `operation` is "PostToConnection", "GetConnection" or "DeleteConnection". Return a
     `ManagementError` to answer the call with it instead (the operation does not happen), or
-    None to let it through. Called on the gateway's event loop: keep it quick.
+    None to let it through. Called on the gateway's event loop: keep it quick. One that raises
+    is logged and ignored (the call goes through).
     """
 
     def fault(self, operation: str, connection_id: str) -> ManagementError | None: ...
@@ -71,6 +76,17 @@ class Management:
         self.stages = dict(stages)
         self.fault_policy = fault_policy
 
+    def _fault(self, operation: str, connection_id: str) -> ManagementError | None:
+        """The policy's answer; a policy that raises is logged and ignored, as an observer
+        is: an exception here would reach the worker's channel and close it."""
+        if self.fault_policy is None:
+            return None
+        try:
+            return self.fault_policy.fault(operation, connection_id)
+        except Exception:
+            log.exception("fault policy failed on %s; the call goes through", operation)
+            return None
+
     def handle(self, method: str, path: str, headers: Headers, body: bytes, *,
                signed: bool = False) -> Answer:
         """Answer one request (`path` without the query string)."""
@@ -88,10 +104,9 @@ class Management:
             return error(ManagementError(403, "ForbiddenException", "Forbidden"))
         connection_id = unquote(parts[3])
         try:
-            if self.fault_policy is not None:
-                fault = self.fault_policy.fault(operation, connection_id)
-                if fault is not None:
-                    raise fault
+            fault = self._fault(operation, connection_id)
+            if fault is not None:
+                raise fault
             conn = self.registry.get(connection_id)
             if conn is not None and conn.info.api_id != api_id:
                 raise ManagementError(410, "GoneException")  # another API's connection

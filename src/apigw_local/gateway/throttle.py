@@ -4,12 +4,13 @@
 counts for a request": the bucket holds at most the burst limit and refills at the rate limit
 per second; a request finding it empty is throttled ("Protect your WebSocket APIs in API
 Gateway", developer guide). One bucket per stage, shared by all its connections, from the
-stage's `DefaultRouteSettings` (ThrottlingBurstLimit, ThrottlingRateLimit).
+stage's `DefaultRouteSettings` (ThrottlingBurstLimit, ThrottlingRateLimit) for a WebSocket
+API; one per route of an HTTP API's stage (`RouteBuckets`).
 """
 
 from __future__ import annotations
 
-from ..model import Throttle
+from ..model import RouteThrottling, Throttle
 
 
 class TokenBucket:
@@ -36,3 +37,27 @@ class TokenBucket:
             self._tokens -= 1.0
             return True
         return False
+
+
+class RouteBuckets:
+    """An HTTP API stage's throttling: one token bucket per route key, with the route's own
+    `RouteSettings` limits or else the stage's `DefaultRouteSettings` ("Throttling requests to
+    your HTTP API", route-level throttling: limits "for a specific stage or for individual
+    routes"; `aws apigatewayv2 update-stage --route-settings '{"GET /pets": {…}}'`)."""
+
+    __slots__ = ("settings", "_buckets")
+
+    def __init__(self, settings: RouteThrottling) -> None:
+        self.settings = settings
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def take(self, route_key: str, now: float) -> bool:
+        """Spend one token of `route_key`'s bucket at `now`; False: the request is throttled."""
+        bucket = self._buckets.get(route_key)
+        if bucket is None:
+            limits = self.settings.routes.get(route_key, self.settings.default)
+            if limits is None:
+                return True
+            bucket = self._buckets[route_key] = TokenBucket(
+                limits.burst_limit, limits.rate_limit, now)
+        return bucket.take(now)

@@ -107,7 +107,7 @@ class WorkerProcess:
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,
                     limit=1 << 20,
-                    start_new_session=True,  # its own process group: see kill()
+                    process_group=0,  # its own process group: see kill()
                 )
                 assert proc.stdout is not None and proc.stderr is not None
                 stdout, stderr = proc.stdout, proc.stderr

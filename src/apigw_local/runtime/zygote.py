@@ -82,7 +82,9 @@ def _child(ctl: socket.socket, wake: tuple[int, int], message: dict, fds: list[i
     """In the forked child: become the worker. Never returns."""
     code = 0
     try:
-        os.setsid()  # its own process group, killed whole when the worker goes
+        # Its own process group (killed whole when the worker goes), in the zygote's session:
+        # a session of its own would also be a scheduler autogroup of its own.
+        os.setpgid(0, 0)
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for fd in wake:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 
 import httptools
 
+from ..peers import OwnerCheck
 from ..redact import redact
 
 log = logging.getLogger("apigw_local.server")
@@ -149,14 +151,20 @@ class HttpConnection(asyncio.Protocol):
         "local_port", "_url", "_headers", "_body", "_upgrade_request", "_closed", "on_close",
         "_paused", "_pending_bytes", "_head_size", "_head_raw", "_in_body", "_body_size",
         "_refused", "_linger", "_eof", "_last_activity", "_idle_timer", "idle_timeout",
-        "max_body",
+        "max_body", "local", "owners", "owners_on_upgrades", "_owner_known",
     )
 
     def __init__(self, app: HttpApp, on_close: Callable[[HttpConnection], None] | None = None,
-                 max_body: int = MAX_BODY):
+                 max_body: int = MAX_BODY, owners: OwnerCheck | None = None,
+                 owners_on_upgrades: bool = True):
         self.app = app
         self.max_body = max_body
         self.on_close = on_close
+        # Peers of another local user are refused (peers.py): on every request, and on
+        # upgrades unless `owners_on_upgrades` is False (the WebSocket API, public in AWS too).
+        self.owners = owners
+        self.owners_on_upgrades = owners_on_upgrades
+        self._owner_known = False
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         # Requests waiting for the one in progress, and at most one final refusal after them.
@@ -166,6 +174,7 @@ class HttpConnection(asyncio.Protocol):
         self.scheme = "http"
         self.peer: tuple[str, int] = ("127.0.0.1", 0)
         self.local_port = 0
+        self.local: tuple[str, int] = ("127.0.0.1", 0)
         self._url = b""
         self._headers: list[tuple[str, str]] = []
         self._body: list[bytes] = []
@@ -195,6 +204,7 @@ class HttpConnection(asyncio.Protocol):
         sock = transport.get_extra_info("sockname")
         if sock:
             self.local_port = sock[1]
+            self.local = (sock[0], sock[1])
         if transport.get_extra_info("sslcontext") is not None:
             self.scheme = "https"
         self._last_activity = asyncio.get_running_loop().time()
@@ -382,6 +392,8 @@ class HttpConnection(asyncio.Protocol):
         if isinstance(item, Response):
             self._write_now(item, keep_alive=False)
             return
+        if not self._owner_allows():
+            return
         try:
             result = self.app.handle(item)
         except Exception:
@@ -453,6 +465,22 @@ class HttpConnection(asyncio.Protocol):
     def closed(self) -> bool:
         return self._closed or self.transport is None or self.transport.is_closing()
 
+    def _owner_allows(self) -> bool:
+        """Once per connection: a peer owned by another local user gets 403 and the connection
+        closes (docs/security.md)."""
+        if self.owners is None or self._owner_known:
+            return True
+        stranger = self.owners.stranger(self.peer, self.local)
+        if stranger is None:
+            self._owner_known = True
+            return True
+        log.warning("refused a connection from uid %d (another local user)", stranger)
+        self._upgrade_request = None
+        body = json.dumps({"message": self.owners.explain(stranger)}).encode()
+        self._write_now(Response(403, [("Content-Type", "application/json")], body),
+                        keep_alive=False)
+        return False
+
     # --- upgrades -----------------------------------------------------------------------
 
     def _start_upgrade(self, rest: bytes) -> None:
@@ -463,6 +491,8 @@ class HttpConnection(asyncio.Protocol):
         if rest:
             self._body.append(rest)
             self._body_size += len(rest)
+        if self.owners_on_upgrades and not self._owner_allows():
+            return
         result = self.app.upgrade(request, self)
         if result is None:
             self._upgrade_request = None
@@ -490,10 +520,12 @@ def reject_upgrade(connection: HttpConnection, response: Response) -> None:
     connection._write_now(response, keep_alive=False)
 
 
-def make_factory(app: HttpApp, registry: set[Any],
-                 max_body: int = MAX_BODY) -> Callable[[], HttpConnection]:
+def make_factory(app: HttpApp, registry: set[Any], max_body: int = MAX_BODY, *,
+                 owners: OwnerCheck | None = None,
+                 owners_on_upgrades: bool = True) -> Callable[[], HttpConnection]:
     def factory() -> HttpConnection:
-        conn = HttpConnection(app, on_close=registry.discard, max_body=max_body)
+        conn = HttpConnection(app, on_close=registry.discard, max_body=max_body, owners=owners,
+                              owners_on_upgrades=owners_on_upgrades)
         registry.add(conn)
         return conn
 

@@ -15,6 +15,7 @@ template's AllowOrigins.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ from typing import Any
 from ..gateway import cors, events
 from ..gateway.events import HttpRequestInfo, aws_id, now_ms
 from ..gateway.routing import DEFAULT, HttpRouter
-from ..model import Cors, HttpRoute
+from ..gateway.throttle import RouteBuckets
+from ..model import Cors, HttpRoute, RouteThrottling
 from ..template import api_id_for
 from .http11 import HttpConnection, Request, Response, json_response
 from .invoke import Integrations
@@ -43,8 +45,11 @@ class HttpApiGateway:
         endpoints_json: bytes = b"{}",
         cors_configurations: Mapping[str, Cors] | None = None,
         web_origins: tuple[str, ...] = (),
+        throttling: Mapping[str, RouteThrottling] | None = None,
     ) -> None:
         self.router = HttpRouter(routes)
+        # Each API's stage throttling, a bucket per route (gateway/throttle.py).
+        self.throttles = {api: RouteBuckets(t) for api, t in (throttling or {}).items()}
         self.cors = {api: dataclasses.replace(c, allow_origins=(*c.allow_origins, *web_origins))
                      for api, c in (cors_configurations or {}).items()}
         apis = {r.api_logical_id for r in routes}
@@ -91,8 +96,18 @@ class HttpApiGateway:
 
     # --- routes -------------------------------------------------------------------------
 
-    async def _invoke(self, request: Request, route: HttpRoute, route_key: str,
-                      path_parameters: Mapping[str, str]) -> Response:
+    def _invoke(self, request: Request, route: HttpRoute, route_key: str,
+                path_parameters: Mapping[str, str]) -> Response | Awaitable[Response]:
+        throttle = self.throttles.get(route.api_logical_id)
+        if throttle is not None and not throttle.take(route_key, time.monotonic()):
+            # "Throttling requests to your HTTP API": 429 Too Many Requests (docs/fidelity.md).
+            return self._with_cors(json_response(429, b'{"message":"Too Many Requests"}',
+                                                 [("apigw-requestid", aws_id())]),
+                                   route, request.header("Origin"))
+        return self._call(request, route, route_key, path_parameters)
+
+    async def _call(self, request: Request, route: HttpRoute, route_key: str,
+                    path_parameters: Mapping[str, str]) -> Response:
         api_id = self._api_ids.get(route.api_logical_id)
         if api_id is None:
             api_id = self._api_ids[route.api_logical_id] = api_id_for(route.api_logical_id)

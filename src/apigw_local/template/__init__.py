@@ -31,9 +31,14 @@ from .names import (
     V2_CHILD_TYPES,
     api_id_for,
 )
-from .reader import Stack, param_str
+from .reader import Resource, Stack, param_str
 
 __all__ = ["TemplateError", "api_id_for", "load_application"]
+
+
+def _is_http_api(stack: Stack, r: Resource) -> bool:
+    return r.type == "AWS::Serverless::HttpApi" or (
+        r.type == "AWS::ApiGatewayV2::Api" and stack.prop(r, "ProtocolType") == "HTTP")
 
 log = logging.getLogger("apigw_local.template")
 
@@ -102,6 +107,9 @@ def load_application(
         parameters={k: param_str(v) for k, v in parameters.items()},
         http_cors={r.logical_id: cors for r in resources
                    if (cors := apigw.read_cors(stack, r)) is not None},
+        http_throttling={r.logical_id: throttling for r in resources
+                         if _is_http_api(stack, r)
+                         and (throttling := apigw.read_http_throttling(stack, r)) is not None},
         secrets={r.logical_id: secrets.read_secret(stack, r) for r in resources
                  if r.type == SECRET_TYPE},
         region=region,

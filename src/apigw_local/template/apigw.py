@@ -14,6 +14,7 @@ from ..model import (
     Cors,
     Function,
     HttpRoute,
+    RouteThrottling,
     Throttle,
     WebSocketApi,
     WebSocketRoute,
@@ -108,22 +109,66 @@ def websocket_api(stack: Stack, api: Resource, functions: Mapping[str, Function]
 def _throttle(stack: Stack, stage: Resource) -> Throttle | None:
     """The stage's `DefaultRouteSettings` throttling (AWS::ApiGatewayV2::Stage RouteSettings:
     ThrottlingBurstLimit, an integer, and ThrottlingRateLimit, requests per second)."""
-    settings = stack.prop(stage, "DefaultRouteSettings") or {}
+    return _route_throttle(stack.prop(stage, "DefaultRouteSettings"),
+                           stage.where("DefaultRouteSettings"))
+
+
+def _route_throttle(settings: object, where: str, default: Throttle | None = None
+                    ) -> Throttle | None:
+    """One RouteSettings mapping's throttling; a limit it leaves out comes from `default`
+    (the stage's DefaultRouteSettings), else from the other limit."""
+    settings = settings or {}
     if not isinstance(settings, dict):
-        raise TemplateError(f"{stage.where('DefaultRouteSettings')}: expected a mapping")
+        raise TemplateError(f"{where}: expected a mapping")
     burst, rate = settings.get("ThrottlingBurstLimit"), settings.get("ThrottlingRateLimit")
     if burst is None and rate is None:
-        return None
+        return default
+    if default is not None:
+        burst = default.burst_limit if burst is None else burst
+        rate = default.rate_limit if rate is None else rate
     try:
         throttle = Throttle(burst_limit=int(burst if burst is not None else rate),
                             rate_limit=float(rate if rate is not None else burst))
     except (TypeError, ValueError):
-        raise TemplateError(f"{stage.where('DefaultRouteSettings')}: ThrottlingBurstLimit "
-                            "and ThrottlingRateLimit must be numbers") from None
+        raise TemplateError(f"{where}: ThrottlingBurstLimit and ThrottlingRateLimit must be "
+                            "numbers") from None
     if throttle.burst_limit < 0 or throttle.rate_limit < 0:
-        raise TemplateError(f"{stage.where('DefaultRouteSettings')}: throttling limits "
-                            "cannot be negative")
+        raise TemplateError(f"{where}: throttling limits cannot be negative")
     return throttle
+
+
+def read_http_throttling(stack: Stack, api: Resource) -> RouteThrottling | None:
+    """An HTTP API's stage throttling: SAM `HttpApi` DefaultRouteSettings and RouteSettings
+    (merged with Globals.HttpApi's), or those of an `AWS::ApiGatewayV2::Stage` of an HTTP
+    `AWS::ApiGatewayV2::Api` (the first stage, as for WebSocket APIs)."""
+    if api.type == "AWS::Serverless::HttpApi":
+        def merged(key: str) -> object:
+            glob, own = stack.http_api_globals.get(key), api.properties.get(key)
+            return glob if own is None else own if glob is None else sam_merge(glob, own)
+
+        default_raw, routes_raw, where = (merged("DefaultRouteSettings"),
+                                          merged("RouteSettings"), api.where)
+        default_raw = stack.resolver.resolve(default_raw, where("DefaultRouteSettings"))
+        routes_raw = stack.resolver.resolve(routes_raw, where("RouteSettings"))
+    else:
+        stages = stack.children(api, "AWS::ApiGatewayV2::Stage")
+        if not stages:
+            return None
+        where = stages[0].where
+        default_raw = stack.prop(stages[0], "DefaultRouteSettings")
+        routes_raw = stack.prop(stages[0], "RouteSettings")
+    default = _route_throttle(default_raw, where("DefaultRouteSettings"))
+    routes_raw = routes_raw or {}
+    if not isinstance(routes_raw, dict):
+        raise TemplateError(f"{where('RouteSettings')}: expected a mapping of route keys")
+    routes = {}
+    for key, settings in routes_raw.items():
+        throttle = _route_throttle(settings, f"{where('RouteSettings')}.{key}", default)
+        if throttle is not None and throttle != default:  # each route has its bucket anyway
+            routes[str(key)] = throttle
+    if default is None and not routes:
+        return None
+    return RouteThrottling(default=default, routes=routes)
 
 
 def v2_http_routes(stack: Stack, api: Resource, functions: Mapping[str, Function]
