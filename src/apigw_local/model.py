@@ -73,6 +73,8 @@ class WebSocketApi:
     routes: dict[str, WebSocketRoute]
     stage: str  # the Stage's StageName (resolved)
     throttle: Throttle | None = None  # the Stage's DefaultRouteSettings; None: unthrottled
+    # The Stage's RouteSettings: routes with limits of their own, by route key.
+    route_throttles: dict[str, Throttle] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -178,6 +178,28 @@ def test_stage_throttling_is_a_token_bucket():
     assert s.open  # throttled, not closed
 
 
+def test_a_route_with_route_settings_has_its_own_bucket():
+    from apigw_local.gateway.stage import Stage
+
+    api = WebSocketApi("Api", "api", "abcdefghij", "$request.body.action", dict(ROUTES), "dev",
+                       throttle=Throttle(burst_limit=2, rate_limit=1.0),
+                       route_throttles={"echo": Throttle(burst_limit=1, rate_limit=1.0)})
+    stage = Stage(api, "dev", now=0.0)
+    info = ConnectionInfo(connection_id="AAAAAAAAAAAAAAA=", api_id=api.api_id, stage="dev",
+                          domain_name="localhost:1", source_ip="127.0.0.1", user_agent="t",
+                          connected_at=0)
+    s, client = Session(info, stage.router, Quotas(connection_inflight=8), 0.0,
+                        throttle=stage.throttle, route_throttles=stage.route_throttles,
+                        epoch_ms=lambda: EPOCH_MS), Client()
+    echo = json.dumps({"action": "echo"})
+    s.receive_data(text(echo) + text(echo) + text("a") + text("b") + text("c"), now=0.0)
+    # echo: its own burst of 1; $default: the stage's burst of 2, untouched by echo's.
+    assert [e.route_key for e in s.events_received()] == ["echo", "$default", "$default"]
+    assert [json.loads(t)["message"] for t in texts(client.read(s))] == \
+        ["Too Many Requests"] * 2
+    assert stage.bucket("$connect") is stage.throttle
+
+
 def test_queued_invocations_are_bounded():
     s, client = make(Quotas(connection_inflight=1, connection_queue=2)), Client()
     s.receive_data(text("1") + text("2"), now=1.0)

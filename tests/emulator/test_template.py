@@ -428,6 +428,22 @@ def test_stage_throttling_from_default_route_settings(tmp_path):
         load_application([bad])
 
 
+def test_websocket_route_settings_give_routes_their_own_limits(tmp_path, caplog):
+    path = _write(tmp_path, STAGE_WITH_SETTINGS.format(
+        settings="{ThrottlingBurstLimit: 5, ThrottlingRateLimit: 2.5}") + """
+          RouteSettings:
+            $connect: {ThrottlingBurstLimit: 1}
+            typo: {ThrottlingRateLimit: 1}
+      Connect:
+        Type: AWS::ApiGatewayV2::Route
+        Properties: {ApiId: !Ref Api, RouteKey: $connect}
+""")
+    api = load_application([path]).websocket_apis[0]
+    # A limit the route leaves out comes from the stage's DefaultRouteSettings.
+    assert api.route_throttles["$connect"] == Throttle(burst_limit=1, rate_limit=2.5)
+    assert "not a route of this API" in caplog.text and "typo" in caplog.text
+
+
 def test_the_apps_stage_is_throttled():
     app = load_application([Path(__file__).parents[2] / "template.yaml"],
                            parameter_overrides={"AuthSecret": "x" * 32})

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from . import authorizers, events
 from .events import ConnectionInfo, HandshakeRequest, aws_id, now_ms
 from .invocation import Invoker
+from .routing import CONNECT
 from .stage import Stage
 
 
@@ -55,7 +56,8 @@ async def open_connection(
     account_id: str,
 ) -> ConnectOutcome:
     """Decide whether `request` may connect; sets `info.authorizer` when an authorizer allowed."""
-    if stage.throttle is not None and not stage.throttle.take(now):
+    bucket = stage.bucket(CONNECT)
+    if bucket is not None and not bucket.take(now):
         return ConnectOutcome(429)
     route = stage.connect_route
     if route is None:

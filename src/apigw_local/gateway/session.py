@@ -41,7 +41,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,6 +126,7 @@ class Session:
         now: float,
         *,
         throttle: TokenBucket | None = None,
+        route_throttles: Mapping[str, TokenBucket] | None = None,
         epoch_ms: Callable[[], int] = events.now_ms,
     ) -> None:
         """`epoch_ms` gives the wall-clock time the events carry (`requestTimeEpoch`); every
@@ -135,6 +136,8 @@ class Session:
         self.router = router
         self.quotas = quotas
         self.throttle = throttle
+        # Routes with RouteSettings of their own spend from their bucket, not the stage's.
+        self.route_throttles = route_throttles or {}
         self.protocol = ServerProtocol(state=State.OPEN, max_size=quotas.websocket_max_size())
         self.opened_at = now
         self.last_active = now
@@ -213,8 +216,10 @@ class Session:
             return
         self.messages_in += 1
         self.bytes_in += len(data)
-        # Cheap refusals first: a flooding client costs no JSON parsing beyond its share.
-        if self.throttle is not None and not self.throttle.take(self.last_active):
+        # Cheap refusals first: a flooding client costs no JSON parsing beyond its share
+        # (unless some route has a bucket of its own: then the route must be known first).
+        if (self.throttle is not None and not self.route_throttles
+                and not self.throttle.take(self.last_active)):
             self._error(TOO_MANY_REQUESTS, aws_id())
             return
         quotas = self.quotas
@@ -232,6 +237,11 @@ class Session:
         if route is None or route.function is None:
             self._error(FORBIDDEN, aws_id())
             return
+        if self.route_throttles:
+            bucket = self.route_throttles.get(route.route_key, self.throttle)
+            if bucket is not None and not bucket.take(self.last_active):
+                self._error(TOO_MANY_REQUESTS, aws_id())
+                return
         pending = _Pending(route, body, len(data))
         if self._inflight < self.quotas.connection_inflight:
             self._start(pending)

@@ -5,7 +5,8 @@ counts for a request": the bucket holds at most the burst limit and refills at t
 per second; a request finding it empty is throttled ("Protect your WebSocket APIs in API
 Gateway", developer guide). One bucket per stage, shared by all its connections, from the
 stage's `DefaultRouteSettings` (ThrottlingBurstLimit, ThrottlingRateLimit) for a WebSocket
-API; one per route of an HTTP API's stage (`RouteBuckets`).
+API, plus one for each route with `RouteSettings` of its own (`Stage.bucket`); one per route
+of an HTTP API's stage (`RouteBuckets`).
 """
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ class WebSocketPort:
             response.headers["Sec-WebSocket-Protocol"] = outcome.subprotocol
         http.write_raw(response.serialize())
         session = Session(info, stage.router, self.quotas, time.monotonic(),
-                          throttle=stage.throttle)
+                          throttle=stage.throttle, route_throttles=stage.route_throttles)
         pump = Pump(self, stage, http, session, conn)
         conn.transport = pump
         self.registry.open(info.connection_id)

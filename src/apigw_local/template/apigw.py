@@ -6,7 +6,7 @@ throttling included).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from ..intrinsics import NO_VALUE, TemplateError
 from ..model import (
@@ -84,10 +84,15 @@ def websocket_api(stack: Stack, api: Resource, functions: Mapping[str, Function]
             route_response=route.logical_id in with_response,
         )
     stages = stack.children(api, "AWS::ApiGatewayV2::Stage")
-    throttle = None
+    throttle, route_throttles = None, {}
     if stages:
         stage = str(stack.prop(stages[0], "StageName"))
         throttle = _throttle(stack, stages[0])
+        route_throttles = _route_settings(stack.prop(stages[0], "RouteSettings"),
+                                          stages[0].where, throttle)
+        for key in route_throttles.keys() - routes.keys():
+            log.warning("%s: RouteSettings for %r, which is not a route of this API",
+                        stages[0].where("RouteSettings"), key)
         if len(stages) > 1:
             log.warning("%s: several stages; serving %s", api.where(), stage)
     else:
@@ -103,6 +108,7 @@ def websocket_api(stack: Stack, api: Resource, functions: Mapping[str, Function]
         routes=routes,
         stage=stage,
         throttle=throttle,
+        route_throttles=route_throttles,
     )
 
 
@@ -137,6 +143,20 @@ def _route_throttle(settings: object, where: str, default: Throttle | None = Non
     return throttle
 
 
+def _route_settings(routes_raw: object, where: Callable[[str], str],
+                    default: Throttle | None) -> dict[str, Throttle]:
+    """A stage's `RouteSettings`: the routes whose limits differ from `default`, by route key."""
+    routes_raw = routes_raw or {}
+    if not isinstance(routes_raw, dict):
+        raise TemplateError(f"{where('RouteSettings')}: expected a mapping of route keys")
+    routes = {}
+    for key, settings in routes_raw.items():
+        throttle = _route_throttle(settings, f"{where('RouteSettings')}.{key}", default)
+        if throttle is not None and throttle != default:  # the others share the default's
+            routes[str(key)] = throttle
+    return routes
+
+
 def read_http_throttling(stack: Stack, api: Resource) -> RouteThrottling | None:
     """An HTTP API's stage throttling: SAM `HttpApi` DefaultRouteSettings and RouteSettings
     (merged with Globals.HttpApi's), or those of an `AWS::ApiGatewayV2::Stage` of an HTTP
@@ -158,14 +178,7 @@ def read_http_throttling(stack: Stack, api: Resource) -> RouteThrottling | None:
         default_raw = stack.prop(stages[0], "DefaultRouteSettings")
         routes_raw = stack.prop(stages[0], "RouteSettings")
     default = _route_throttle(default_raw, where("DefaultRouteSettings"))
-    routes_raw = routes_raw or {}
-    if not isinstance(routes_raw, dict):
-        raise TemplateError(f"{where('RouteSettings')}: expected a mapping of route keys")
-    routes = {}
-    for key, settings in routes_raw.items():
-        throttle = _route_throttle(settings, f"{where('RouteSettings')}.{key}", default)
-        if throttle is not None and throttle != default:  # each route has its bucket anyway
-            routes[str(key)] = throttle
+    routes = _route_settings(routes_raw, where, default)
     if default is None and not routes:
         return None
     return RouteThrottling(default=default, routes=routes)
