@@ -23,6 +23,7 @@ import boto3
 import jwt
 from botocore.config import Config
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
 
 from apigw_local import logs
 from apigw_local.gateway.observer import InvocationRecord
@@ -170,3 +171,13 @@ def hostile_app(directory: Path, name: str, **options: Any) -> Iterator[App]:
     finally:
         logs._stderr_line = printer
         gateway_log.removeHandler(recorder.handler)
+
+
+# Any JSON value, a few levels deep: what a hostile client puts where the API wants fields.
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
+                                                                max_size=4),
+    max_leaves=25,
+)

@@ -18,20 +18,12 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from hostile_support import HOSTILE, hostile_app
+from hostile_support import HOSTILE, hostile_app, json_values
 from http_support import http
 from hypothesis import given
 from hypothesis import strategies as st
 
 pytestmark = pytest.mark.integration
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-    | st.text(max_size=30),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
-                                                                max_size=4),
-    max_leaves=25,
-)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import json
 from urllib.parse import urlencode
 
 import pytest
-from hostile_support import HOSTILE, hostile_app
+from hostile_support import HOSTILE, hostile_app, json_values
 from hypothesis import given
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -98,13 +98,6 @@ def not_a_ping(text: str) -> bool:
     return not (isinstance(data, dict) and data.get("action") == "ping")
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-    | st.text(max_size=30),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
-                                                                max_size=4),
-    max_leaves=25,
-)
 names = st.one_of(
     st.sampled_from([ROOM, "general", "general\n", "gen\x00eral", "a" * 65, "", " ", "général",
                      "room\r\n", "\u202eroom", "x" * 5000]),
