@@ -461,6 +461,20 @@ class HttpConnection(asyncio.Protocol):
             self._closed = True
             self.transport.close()
 
+    def close_after_eof(self) -> None:
+        """Half-close (FIN after what is written), then read and drop until the peer closes or
+        LINGER passes. Closing a socket with unread input sends RST instead, and the peer's
+        kernel may then drop what we sent last: a WebSocket close frame with its code."""
+        if self.transport is None or self._closed:
+            return
+        if not self.transport.can_write_eof():  # TLS: no half-close
+            self.close()
+            return
+        self.transport.write_eof()
+        self.transport.resume_reading()
+        if self._linger is None:
+            self._linger = asyncio.get_running_loop().call_later(LINGER, self.close)
+
     @property
     def closed(self) -> bool:
         return self._closed or self.transport is None or self.transport.is_closing()

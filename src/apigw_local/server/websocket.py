@@ -173,7 +173,7 @@ class Pump:
     `Transport` for that connection: posts arrive through `send_text`)."""
 
     __slots__ = ("port", "stage", "http", "session", "conn", "_timer", "_timer_at",
-                 "_reading", "_done", "_inbox", "_feeding")
+                 "_reading", "_done", "_inbox", "_feeding", "_lingering")
 
     def __init__(self, port: WebSocketPort, stage: Stage, http: HttpConnection,
                  session: Session, conn: Connection) -> None:
@@ -186,6 +186,7 @@ class Pump:
         self._timer_at = 0.0
         self._reading = True
         self._done = False
+        self._lingering = False  # closed on our side: read and drop until the client closes
         self._inbox = bytearray()  # read, not yet fed to the session (one read at most)
         self._feeding = False
 
@@ -268,9 +269,10 @@ class Pump:
                 elif session.aborted:
                     transport.abort()
                 else:
-                    transport.close()
+                    self._lingering = True
+                    self.http.close_after_eof()
             reading = session.reading and not self._inbox
-            if reading != self._reading and not transport.is_closing():
+            if reading != self._reading and not transport.is_closing() and not self._lingering:
                 self._reading = reading
                 if reading:
                     transport.resume_reading()
