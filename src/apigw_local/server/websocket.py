@@ -193,6 +193,8 @@ class Pump:
     # --- from the socket (http11.Upgraded) ------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:  # failed and half-closed: read only to drop, never buffered
+            return
         self._inbox += data
         if not self._feeding:
             self._feed()
